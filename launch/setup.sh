@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package abmlora needs (idempotent: skips what is present).
+# Usage: launch/setup.sh            (needs root or sudo for apt-get)
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config git
+  libtorch-dev libopenblas0-openmp          # LibTorch (CPU) + a fast BLAS for it
+  libopenmpi-dev openmpi-bin                # MPI runtime
+  libhdf5-dev                               # checkpoints
+  libboost-program-options-dev              # CLI
+  libgtest-dev                              # tests
+  nlohmann-json3-dev                        # config.json, safetensors headers
+  libsentencepiece-dev                      # tokenizer
+  python3-torch python3-numpy python3-venv  # test oracle only (never used by the product)
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,87 @@
+// abmlora inspect PATH: what a model directory holds — config, parameters, dtypes, and
+// per-layer sizes — read from the safetensors headers only (no weights are loaded).
+#include <cstdio>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "model/llama_config.h"
+#include "model/safetensors.h"
+
+namespace abm {
+namespace {
+
+std::string human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+// "model.layers.12.mlp.up_proj.weight" -> "layer 12"; others by role.
+std::string group_of(const std::string& name) {
+  const std::string pre = "model.layers.";
+  if (name.rfind(pre, 0) == 0) {
+    size_t dot = name.find('.', pre.size());
+    int idx = std::stoi(name.substr(pre.size(), dot - pre.size()));
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "layer %03d", idx);
+    return buf;
+  }
+  if (name == "model.embed_tokens.weight") return "embed_tokens";
+  if (name == "lm_head.weight") return "lm_head";
+  return "norm";
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char** argv) {
+  struct {
+    std::string path;
+  } cfg;
+  Options opts("inspect", "Show what a model directory holds.\nUsage: abmlora inspect PATH");
+  opts.add()("path", po::value(&cfg.path)->required(), "model directory");
+  opts.positional("path");
+  if (!opts.parse(argc, argv)) return 0;
+
+  LlamaConfig c = LlamaConfig::load(cfg.path + "/config.json");
+  TensorStore store(cfg.path);
+  struct Sum {
+    int64_t params = 0, bytes = 0;
+    std::map<std::string, int> dtypes;
+  };
+  std::map<std::string, Sum> groups;
+  Sum total;
+  for (auto& n : store.names()) {
+    int64_t numel = 1;
+    for (auto d : store.shape(n)) numel *= d;
+    std::string dt = store.dtype(n);
+    int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(dtype_from_name(dt)));
+    for (Sum* s : {&groups[group_of(n)], &total}) {
+      s->params += numel;
+      s->bytes += bytes;
+      s->dtypes[dt]++;
+    }
+  }
+  if (Runtime::rank() != 0) return 0;
+  std::printf("model: %s\n", cfg.path.c_str());
+  std::printf("  hidden %ld, intermediate %ld, layers %ld, heads %ld (kv %ld, head_dim %ld), "
+              "vocab %ld\n", c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads, c.head_dim,
+              c.vocab);
+  std::printf("  rope_theta %g, rope linear factor %g, rms_norm_eps %g, max positions %ld, %s head\n",
+              c.rope_theta, c.rope_linear_factor, c.rms_eps, c.max_positions,
+              c.tie_embeddings ? "tied" : "untied");
+  std::string dts;
+  for (auto& [k, v] : total.dtypes) dts += (dts.empty() ? "" : ", ") + k + " x" + std::to_string(v);
+  std::printf("  parameters %ld (%.3f M), stored %s, dtypes: %s\n", total.params,
+              total.params / 1e6, human(total.bytes).c_str(), dts.c_str());
+  std::printf("  %-14s %14s %12s\n", "part", "parameters", "bytes");
+  for (auto& [g, s] : groups)
+    std::printf("  %-14s %14ld %12s\n", g.c_str(), s.params, human(s.bytes).c_str());
+  return 0;
+}
+
+}  // namespace abm

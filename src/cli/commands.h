@@ -1,0 +1,13 @@
+// Subcommand entry points. Each lives in its own cmd_*.cpp, parses its own flat config
+// struct, and returns the process exit status (errors are thrown as abm::Error).
+#pragma once
+
+namespace abm {
+
+int cmd_generate(int argc, char** argv);
+int cmd_import_llama2c(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
+int cmd_init_model(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace abm

@@ -1,0 +1,71 @@
+// abmlora: one binary, one subcommand per job. main() starts the runtime, dispatches, and
+// turns any error into one clear line and exit status 2 on every rank.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/check.h"
+#include "core/runtime.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+const Command kCommands[] = {
+    {"generate", abm::cmd_generate, "generate text or token ids from a model"},
+    {"import-llama2c", abm::cmd_import_llama2c, "convert a llama2.c checkpoint to an HF directory"},
+    {"inspect", abm::cmd_inspect, "show a model directory's config, parameters and sizes"},
+    {"init-model", abm::cmd_init_model, "create a randomly initialized LLaMA model directory"},
+    {"bench", abm::cmd_bench, "measure matmul peak and forward throughput"},
+};
+
+void usage() {
+  std::printf("abmlora %s — LoRA fine-tuning with ABM initialization\n\n", ABM_VERSION);
+  std::printf("Usage: abmlora <command> [options]   (abmlora <command> --help)\n\nCommands:\n");
+  for (auto& c : kCommands) std::printf("  %-16s %s\n", c.name, c.summary);
+}
+
+// LibTorch errors carry a multi-line backtrace; users get the first line.
+std::string first_line(const char* s) {
+  std::string m(s);
+  auto nl = m.find('\n');
+  return nl == std::string::npos ? m : m.substr(0, nl);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int status = 0;
+  try {
+    abm::Runtime::init(&argc, &argv);
+    std::string cmd = argc > 1 ? argv[1] : "";
+    if (cmd.empty() || cmd == "--help" || cmd == "-h" || cmd == "help") {
+      if (abm::Runtime::rank() == 0) usage();
+    } else if (cmd == "--version") {
+      if (abm::Runtime::rank() == 0) std::printf("abmlora %s\n", ABM_VERSION);
+    } else {
+      const Command* found = nullptr;
+      for (auto& c : kCommands)
+        if (cmd == c.name) found = &c;
+      if (!found) throw abm::Error("unknown command \"" + cmd + "\" (see abmlora --help)");
+      status = found->run(argc - 1, argv + 1);  // argv[0] becomes the subcommand name
+    }
+  } catch (const abm::ReportedExit& e) {
+    status = e.status;
+  } catch (const abm::Error& e) {
+    abm::Runtime::abort_all(e.what(), 2);
+  } catch (const c10::Error& e) {
+    abm::Runtime::abort_all("LibTorch: " + first_line(e.what_without_backtrace()), 2);
+  } catch (const std::exception& e) {
+    abm::Runtime::abort_all(first_line(e.what()), 2);
+  }
+  abm::Runtime::finalize();
+  return status;
+}

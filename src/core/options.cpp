@@ -1,0 +1,100 @@
+#include "core/options.h"
+
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include "core/check.h"
+#include "core/log.h"
+
+namespace abm {
+namespace {
+
+// boost::any holds the typed value; show the types our configs use.
+std::string to_text(const boost::any& v) {
+  if (v.empty()) return "";
+  if (auto p = boost::any_cast<std::string>(&v)) return *p;
+  if (auto p = boost::any_cast<int>(&v)) return std::to_string(*p);
+  if (auto p = boost::any_cast<int64_t>(&v)) return std::to_string(*p);
+  if (auto p = boost::any_cast<double>(&v)) return cat(*p);
+  if (auto p = boost::any_cast<float>(&v)) return cat(*p);
+  if (auto p = boost::any_cast<bool>(&v)) return *p ? "true" : "false";
+  if (auto p = boost::any_cast<std::vector<std::string>>(&v)) {
+    std::string s;
+    for (auto& x : *p) s += (s.empty() ? "" : ",") + x;
+    return s;
+  }
+  return "?";
+}
+
+}  // namespace
+
+Options::Options(std::string command, std::string summary)
+    : command_(std::move(command)), summary_(std::move(summary)), desc_("Options") {
+  desc_.add_options()("help,h", "show this help and exit")(
+      "config", po::value<std::string>(), "INI file with options (command line wins)");
+}
+
+bool Options::parse(int argc, char** argv) {
+  try {
+    auto parsed = po::command_line_parser(argc, argv).options(desc_).positional(pos_).run();
+    po::store(parsed, vm_);
+    if (vm_.count("help")) {
+      if (Runtime::rank() == 0)
+        std::cout << "Usage: abmlora " << command_ << " [options]\n" << summary_ << "\n\n"
+                  << desc_ << std::endl;
+      return false;
+    }
+    if (vm_.count("config")) {
+      std::string path = vm_["config"].as<std::string>();
+      std::ifstream in(path);
+      ABM_REQUIRE(in, "--config ", path, ": cannot open file: ", std::strerror(errno));
+      try {
+        // Stored after the command line, so command-line values win (first store wins).
+        po::store(po::parse_config_file(in, desc_, /*allow_unregistered=*/false), vm_);
+      } catch (const po::error& e) {
+        throw Error(cat("--config ", path, ": ", e.what()));
+      }
+    }
+    po::notify(vm_);
+  } catch (const po::error& e) {
+    throw Error(cat("abmlora ", command_, ": ", e.what(), " (see abmlora ", command_,
+                    " --help)"));
+  }
+  return true;
+}
+
+bool Options::given(const std::string& name) const {
+  auto it = vm_.find(name);
+  return it != vm_.end() && !it->second.defaulted();
+}
+
+std::string Options::resolved_ini() const {
+  std::map<std::string, std::string> sorted;
+  for (auto& [k, v] : vm_)
+    if (k != "help" && k != "config") sorted[k] = to_text(v.value());
+  std::ostringstream os;
+  for (auto& [k, v] : sorted) os << k << " = " << v << "\n";
+  return os.str();
+}
+
+void Options::print_table() const {
+  if (Runtime::rank() != 0) return;
+  size_t w = 6;
+  for (auto& [k, v] : vm_) w = std::max(w, k.size());
+  std::ostringstream os;
+  os << "abmlora " << command_ << " — resolved configuration\n";
+  std::map<std::string, const po::variable_value*> sorted;
+  for (auto& [k, v] : vm_)
+    if (k != "help") sorted[k] = &v;
+  for (auto& [k, v] : sorted) {
+    os << "  " << k << std::string(w - k.size() + 2, ' ') << to_text(v->value())
+       << (v->defaulted() ? "" : "   *") << "\n";
+  }
+  os << "  (* = set on the command line or in --config)";
+  log_line(os.str());
+}
+
+}  // namespace abm

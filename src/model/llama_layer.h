@@ -1,0 +1,40 @@
+// One LLaMA decoder layer (HF LlamaDecoderLayer semantics): pre-norm attention with RoPE
+// and GQA, pre-norm SwiGLU MLP, residuals. Frozen weights live in the compute dtype.
+#pragma once
+#include <torch/torch.h>
+
+#include "model/llama_config.h"
+
+namespace abm {
+
+// A frozen projection y = x W^T. LoRA (src/lora) attaches to these.
+struct Linear {
+  at::Tensor weight;  // [out, in], compute dtype
+  at::Tensor forward(const at::Tensor& x) const { return at::linear(x, weight); }
+};
+
+// RMSNorm in fp32, cast back, then scaled (HF LlamaRMSNorm).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+struct LayerCache {  // views into a KVCache slot
+  at::Tensor* k = nullptr;  // [B, kv_heads, capacity, head_dim]
+  at::Tensor* v = nullptr;
+  int64_t start = 0;        // where this call's keys go
+};
+
+struct DecoderLayer {
+  at::Tensor input_norm;  // [hidden]
+  Linear q, k, v, o;      // q [heads*hd, hidden], k/v [kv*hd, hidden], o [hidden, heads*hd]
+  at::Tensor post_norm;   // [hidden]
+  Linear gate, up, down;  // gate/up [inter, hidden], down [hidden, inter]
+
+  // x [B, T, hidden]; cos/sin [B, 1, T, hd]; allowed [B, 1, T, S] bool (S = keys incl.
+  // cache) -> [B, T, hidden]
+  at::Tensor forward(const LlamaConfig& cfg, const at::Tensor& x, const at::Tensor& cos,
+                     const at::Tensor& sin, const at::Tensor& allowed, LayerCache cache) const;
+  at::Tensor attention(const LlamaConfig& cfg, const at::Tensor& x, const at::Tensor& cos,
+                       const at::Tensor& sin, const at::Tensor& allowed, LayerCache cache) const;
+  at::Tensor mlp(const at::Tensor& x) const;
+};
+
+}  // namespace abm

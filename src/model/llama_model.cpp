@@ -1,0 +1,204 @@
+#include "model/llama_model.h"
+
+#include <sys/stat.h>
+
+#include "core/check.h"
+
+namespace abm {
+namespace {
+
+std::string layer_name(int64_t i, const char* part) {
+  return cat("model.layers.", i, ".", part, ".weight");
+}
+
+}  // namespace
+
+at::ScalarType parse_dtype(const std::string& s, const std::string& option) {
+  if (s == "fp32" || s == "float32") return at::kFloat;
+  if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
+  throw Error(cat(option, ": unknown dtype \"", s, "\" (use fp32 or bf16)"));
+}
+
+LlamaModel LlamaModel::load(const std::string& dir, const LoadOptions& opts) {
+  LlamaConfig cfg = LlamaConfig::load(dir + "/config.json");
+  TensorStore store(dir);
+  return build(
+      cfg, opts, dir,
+      [&](const std::string& n, std::vector<int64_t> shape) {
+        return store.read(n, shape, opts.dtype);
+      });
+}
+
+LlamaModel LlamaModel::from_tensors(const LlamaConfig& cfg,
+                                    const std::map<std::string, at::Tensor>& tensors,
+                                    at::ScalarType dtype) {
+  LoadOptions opts;
+  opts.dtype = dtype;
+  return build(
+      cfg, opts, "(in memory)",
+      [&](const std::string& n, std::vector<int64_t> shape) {
+        auto it = tensors.find(n);
+        ABM_REQUIRE(it != tensors.end(), "tensor ", n, " not found");
+        ABM_REQUIRE(it->second.sizes().vec() == shape, "tensor ", n, " has the wrong shape");
+        return it->second.to(dtype).contiguous();
+      });
+}
+
+LlamaModel LlamaModel::build(const LlamaConfig& c, const LoadOptions& opts,
+                             const std::string& origin, const Reader& rd) {
+  LlamaModel m;
+  m.cfg_ = c;
+  m.first_ = opts.first;
+  m.last_ = opts.last < 0 ? c.layers : opts.last;
+  ABM_REQUIRE(m.first_ >= 0 && m.first_ < m.last_ && m.last_ <= c.layers, origin,
+              ": layer range [", m.first_, ", ", m.last_, ") is outside [0, ", c.layers, "]");
+  m.dtype_ = opts.dtype;
+  m.rope_ = Rope(c);
+  const int64_t H = c.hidden, I = c.intermediate;
+  if (m.first_ == 0) m.embed_ = rd("model.embed_tokens.weight", {c.vocab, H});
+  for (int64_t i = m.first_; i < m.last_; ++i) {
+    DecoderLayer l;
+    l.input_norm = rd(layer_name(i, "input_layernorm"), {H});
+    l.q.weight = rd(layer_name(i, "self_attn.q_proj"), {c.q_dim(), H});
+    l.k.weight = rd(layer_name(i, "self_attn.k_proj"), {c.kv_dim(), H});
+    l.v.weight = rd(layer_name(i, "self_attn.v_proj"), {c.kv_dim(), H});
+    l.o.weight = rd(layer_name(i, "self_attn.o_proj"), {H, c.q_dim()});
+    l.post_norm = rd(layer_name(i, "post_attention_layernorm"), {H});
+    l.gate.weight = rd(layer_name(i, "mlp.gate_proj"), {I, H});
+    l.up.weight = rd(layer_name(i, "mlp.up_proj"), {I, H});
+    l.down.weight = rd(layer_name(i, "mlp.down_proj"), {H, I});
+    m.layers_.push_back(std::move(l));
+  }
+  if (m.last_ == c.layers) {
+    m.norm_ = rd("model.norm.weight", {H});
+    if (c.tie_embeddings)
+      m.lm_head_ = m.embed_.defined() ? m.embed_ : rd("model.embed_tokens.weight", {c.vocab, H});
+    else
+      m.lm_head_ = rd("lm_head.weight", {c.vocab, H});
+  }
+  return m;
+}
+
+LlamaModel LlamaModel::random(const LlamaConfig& c, uint64_t seed, at::ScalarType dtype,
+                              double std) {
+  LlamaModel m;
+  m.cfg_ = c;
+  m.first_ = 0;
+  m.last_ = c.layers;
+  m.dtype_ = dtype;
+  m.rope_ = Rope(c);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto w = [&](std::vector<int64_t> shape) {
+    return at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
+  };
+  auto ones = [&](int64_t n) { return at::ones({n}, at::TensorOptions().dtype(dtype)); };
+  const int64_t H = c.hidden, I = c.intermediate;
+  m.embed_ = w({c.vocab, H});
+  for (int64_t i = 0; i < c.layers; ++i) {
+    DecoderLayer l;
+    l.input_norm = ones(H);
+    l.q.weight = w({c.q_dim(), H});
+    l.k.weight = w({c.kv_dim(), H});
+    l.v.weight = w({c.kv_dim(), H});
+    l.o.weight = w({H, c.q_dim()});
+    l.post_norm = ones(H);
+    l.gate.weight = w({I, H});
+    l.up.weight = w({I, H});
+    l.down.weight = w({H, I});
+    m.layers_.push_back(std::move(l));
+  }
+  m.norm_ = ones(H);
+  m.lm_head_ = c.tie_embeddings ? m.embed_ : w({c.vocab, H});
+  return m;
+}
+
+at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
+  ABM_CHECK(embed_.defined(), "this rank's layer range [", first_, ", ", last_,
+            ") has no embedding");
+  ABM_REQUIRE(ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 &&
+                                   ids.max().item<int64_t>() < cfg_.vocab),
+              "token id out of range [0, ", cfg_.vocab, ")");
+  return at::embedding(embed_, ids);
+}
+
+at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
+                                      KVCache* cache, at::Tensor allowed) const {
+  const int64_t B = h.size(0), T = h.size(1);
+  const int64_t start = cache ? cache->length : 0;
+  if (cache) ABM_CHECK(start + T <= cache->capacity, "KV cache full: ", start + T, " > ",
+                       cache->capacity);
+  if (!positions.defined())
+    positions = at::arange(start, start + T, at::kLong).unsqueeze(0).expand({B, T});
+  if (!allowed.defined()) {
+    // Causal: key j (absolute position j in the cache) is visible to query i if j <= pos_i.
+    at::Tensor keys = at::arange(0, start + T, at::kLong);                // [S]
+    allowed = (keys.view({1, 1, -1}) <= positions.unsqueeze(-1)).unsqueeze(1);  // [B,1,T,S]
+  }
+  auto [cos, sin] = rope_.tables(positions, dtype_);
+  at::Tensor x = h;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LayerCache lc;
+    if (cache) lc = {&cache->k[i], &cache->v[i], start};
+    x = layers_[i].forward(cfg_, x, cos, sin, allowed, lc);
+  }
+  if (cache) cache->length = start + T;
+  return x;
+}
+
+at::Tensor LlamaModel::head(const at::Tensor& h) const {
+  ABM_CHECK(lm_head_.defined(), "this rank's layer range [", first_, ", ", last_,
+            ") has no head");
+  return at::linear(rms_norm(h, norm_, cfg_.rms_eps), lm_head_).to(at::kFloat);
+}
+
+at::Tensor LlamaModel::forward(const at::Tensor& ids, KVCache* cache) const {
+  return head(forward_layers(embed(ids), {}, cache));
+}
+
+KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
+  KVCache kv;
+  kv.capacity = capacity;
+  auto opts = at::TensorOptions().dtype(dtype_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    kv.k.push_back(at::zeros({batch, cfg_.kv_heads, capacity, cfg_.head_dim}, opts));
+    kv.v.push_back(at::zeros({batch, cfg_.kv_heads, capacity, cfg_.head_dim}, opts));
+  }
+  return kv;
+}
+
+NamedTensors LlamaModel::named_weights() const {
+  NamedTensors out;
+  if (embed_.defined()) out.push_back({"model.embed_tokens.weight", embed_});
+  for (size_t j = 0; j < layers_.size(); ++j) {
+    const DecoderLayer& l = layers_[j];
+    int64_t i = first_ + static_cast<int64_t>(j);
+    out.push_back({layer_name(i, "input_layernorm"), l.input_norm});
+    out.push_back({layer_name(i, "self_attn.q_proj"), l.q.weight});
+    out.push_back({layer_name(i, "self_attn.k_proj"), l.k.weight});
+    out.push_back({layer_name(i, "self_attn.v_proj"), l.v.weight});
+    out.push_back({layer_name(i, "self_attn.o_proj"), l.o.weight});
+    out.push_back({layer_name(i, "post_attention_layernorm"), l.post_norm});
+    out.push_back({layer_name(i, "mlp.gate_proj"), l.gate.weight});
+    out.push_back({layer_name(i, "mlp.up_proj"), l.up.weight});
+    out.push_back({layer_name(i, "mlp.down_proj"), l.down.weight});
+  }
+  if (norm_.defined()) out.push_back({"model.norm.weight", norm_});
+  if (lm_head_.defined() && !cfg_.tie_embeddings) out.push_back({"lm_head.weight", lm_head_});
+  return out;
+}
+
+void LlamaModel::save(const std::string& dir, at::ScalarType dtype) const {
+  ABM_CHECK(first_ == 0 && last_ == cfg_.layers, "save needs the whole model");
+  ::mkdir(dir.c_str(), 0755);
+  struct stat st;
+  ABM_REQUIRE(::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), dir,
+              ": cannot create directory");
+  LlamaConfig c = cfg_;
+  c.torch_dtype = dtype == at::kBFloat16 ? "bfloat16" : "float32";
+  NamedTensors w;
+  for (auto& [n, t] : named_weights()) w.push_back({n, t.to(dtype)});
+  save_safetensors(dir + "/model.safetensors", w, {{"format", "pt"}});
+  c.save(dir + "/config.json");
+}
+
+}  // namespace abm

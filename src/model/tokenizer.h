@@ -1,0 +1,36 @@
+// Tokenizer: SentencePiece `tokenizer.model` (LLaMA-2's tokenizer format), plus training
+// of a new one from text (for making small base models).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
+namespace abm {
+
+class Tokenizer {
+ public:
+  explicit Tokenizer(const std::string& model_path);
+  ~Tokenizer();
+  std::vector<int64_t> encode(const std::string& text, bool add_bos) const;
+  std::string decode(const std::vector<int64_t>& ids) const;
+  int64_t vocab_size() const;
+  int64_t bos_id() const;
+  int64_t eos_id() const;
+
+  // Trains a BPE model on a text file (one sentence per line) with LLaMA's conventions
+  // (byte fallback, digits split, ids unk=0 bos=1 eos=2, pad none). Writes PREFIX.model.
+  static void train(const std::string& text_file, const std::string& prefix, int vocab_size);
+
+ private:
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::string path_;
+};
+
+// Finds the tokenizer of a model directory (DIR/tokenizer.model), or "" if there is none.
+std::string tokenizer_path(const std::string& model_dir);
+
+}  // namespace abm

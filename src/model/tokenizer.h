@@ -1,13 +1,10 @@
 // Tokenizer: SentencePiece `tokenizer.model` (LLaMA-2's tokenizer format), plus training
-// of a new one from text (for making small base models).
+// of a new one from text (for making small base models). SentencePiece is reached through
+// a small shim library loaded in a private symbol scope (see spm_shim/spm_shim.cpp).
 #pragma once
-#include <memory>
+#include <cstdint>
 #include <string>
 #include <vector>
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace abm {
 
@@ -15,6 +12,9 @@ class Tokenizer {
  public:
   explicit Tokenizer(const std::string& model_path);
   ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
   std::vector<int64_t> encode(const std::string& text, bool add_bos) const;
   std::string decode(const std::vector<int64_t>& ids) const;
   int64_t vocab_size() const;
@@ -22,11 +22,11 @@ class Tokenizer {
   int64_t eos_id() const;
 
   // Trains a BPE model on a text file (one sentence per line) with LLaMA's conventions
-  // (byte fallback, digits split, ids unk=0 bos=1 eos=2, pad none). Writes PREFIX.model.
+  // (byte fallback, digits split, ids unk=0 bos=1 eos=2, no pad). Writes PREFIX.model.
   static void train(const std::string& text_file, const std::string& prefix, int vocab_size);
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  void* handle_ = nullptr;
   std::string path_;
 };
 

@@ -148,8 +148,12 @@ def main():
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--dtype", choices=["F32", "BF16"], default="F32")
     ap.add_argument("--out")
+    ap.add_argument("--round-bf16", action="store_true",
+                    help="round the weights to bf16 first (a bf16 copy), then compute in --dtype")
     a = ap.parse_args()
     cfg, w = read_checkpoint(a.ckpt)
+    if a.round_bf16:
+        w = {k: v.to(torch.bfloat16).to(torch.float32) for k, v in w.items()}
     m = MetaLlama(cfg, w, {"F32": torch.float32, "BF16": torch.bfloat16}[a.dtype])
     seq = [BOS]
     for _ in range(a.steps):

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds abmlora into build/ (Release). Extra arguments go to cmake --build
+# (e.g. --target abmlora).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" "$@"

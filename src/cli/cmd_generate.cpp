@@ -58,6 +58,7 @@ int cmd_generate(int argc, char** argv) {
       ("threads", po::value(&cfg.threads)->default_value(0), "intra-op threads per rank (0 = cores / ranks)")
       ("print-ids", po::bool_switch(&cfg.print_ids), "print the generated token ids");
   if (!opts.parse(argc, argv)) return 0;
+  opts.print_table();
   ABM_REQUIRE(cfg.max_new_tokens > 0, "--max-new-tokens must be positive");
   ABM_REQUIRE(cfg.temperature >= 0, "--temperature must be >= 0");
   ABM_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "--top-p must be in (0, 1]");

@@ -3,43 +3,28 @@
 // exit with status 2 and print ONE line "abmlora: error: ..." naming the file/option and
 // the problem, with no C++ backtrace. Under mpirun a bad input on one rank must end the
 // job (no hang) and print the reason once. Positive controls keep the table honest.
-#include <gtest/gtest.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "test_util.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
+using abm::test::RunResult;
 
 namespace {
 
+std::unique_ptr<abm::test::TempDir> g_dir;
 fs::path g_tmp;  // fixtures: good/ (make_tiny_model.py), l.bin (make_tiny_llama2c.py)
-
-struct Result {
-  int status = -1;
-  std::string out;  // stdout + stderr
-};
-
-Result sh(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
-  return r;
-}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -212,52 +197,37 @@ std::string subst(std::string s) {
   return s;
 }
 
-// ABM_PYTHON may lack torch (a pyenv shim); fall back to the system interpreter.
-std::string python_with_torch() {
-  for (std::string py : {std::string(ABM_PYTHON), std::string("/usr/bin/python3")})
-    if (sh(py + " -c 'import torch'").status == 0) return py;
-  return "";
-}
-
 class CliErrors : public ::testing::TestWithParam<Case> {
  protected:
   static void SetUpTestSuite() {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
-    std::string tmpl = (fs::temp_directory_path() / "abm_cli_errors_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    g_tmp = tmpl;
-    std::string py = python_with_torch(), ref = std::string(ABM_SOURCE_DIR) + "/tests/ref/";
-    ASSERT_FALSE(py.empty()) << "no Python with torch (tried " << ABM_PYTHON << ", /usr/bin/python3)";
-    for (auto cmd : {py + " " + ref + "make_tiny_model.py " + g_tmp.string() + "/good",
-                     py + " " + ref + "make_tiny_llama2c.py " + g_tmp.string() + "/l.bin"}) {
-      Result r = sh(cmd);
-      ASSERT_EQ(r.status, 0) << cmd << "\n" << r.out;
-    }
+    g_dir = std::make_unique<abm::test::TempDir>();
+    g_tmp = g_dir->path;
+    abm::test::oracle("make_tiny_model.py " + g_tmp.string() + "/good");
+    abm::test::oracle("make_tiny_llama2c.py " + g_tmp.string() + "/l.bin");
   }
-  static void TearDownTestSuite() {
-    if (!g_tmp.empty()) fs::remove_all(g_tmp);
-  }
+  static void TearDownTestSuite() { g_dir.reset(); }
 };
 
 TEST_P(CliErrors, ExitStatusAndOneLineMessage) {
   const Case& c = GetParam();
   c.setup();
-  Result r = sh("timeout 120 " + subst(c.cmd));
-  SCOPED_TRACE(subst(c.cmd) + "\n--- output ---\n" + r.out);
+  RunResult r = abm::test::run("timeout 120 " + subst(c.cmd));
+  SCOPED_TRACE(subst(c.cmd) + "\n--- output ---\n" + r.output);
   ASSERT_NE(r.status, 124) << "timed out (hang?)";
   EXPECT_EQ(r.status, c.status);
   for (const char* bt : {"frame #", "Exception raised from", "terminate called", "what():",
                          "Traceback", "core dumped", "Segmentation"})
-    EXPECT_EQ(r.out.find(bt), std::string::npos) << "backtrace/crash marker: " << bt;
+    EXPECT_EQ(r.output.find(bt), std::string::npos) << "backtrace/crash marker: " << bt;
 
   std::vector<std::string> errors;
-  std::istringstream lines(r.out);
+  std::istringstream lines(r.output);
   for (std::string l; std::getline(lines, l);)
     if (l.rfind("abmlora: error:", 0) == 0) errors.push_back(l);
   if (c.status == 0) {
     EXPECT_TRUE(errors.empty());
-    for (auto& s : c.expect) EXPECT_NE(r.out.find(subst(s)), std::string::npos) << "missing: " << subst(s);
+    for (auto& s : c.expect) EXPECT_NE(r.output.find(subst(s)), std::string::npos) << "missing: " << subst(s);
   } else {
     ASSERT_EQ(errors.size(), 1u) << "expected exactly one \"abmlora: error:\" line";
     for (auto& s : c.expect)

@@ -3,14 +3,28 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
+
 #include "model/llama_config.h"
 
 namespace abm {
 
-// A frozen projection y = x W^T. LoRA (src/lora) attaches to these.
+// Something that adds to a frozen projection's output — LoRA (src/lora) implements it.
+// The model room only knows this interface, so dependencies point one way.
+struct LinearAdapter {
+  virtual ~LinearAdapter() = default;
+  // x [..., in] (compute dtype), base = x W^T [..., out] -> the adapted output [..., out]
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& base) const = 0;
+};
+
+// A frozen projection y = x W^T (+ adapter).
 struct Linear {
-  at::Tensor weight;  // [out, in], compute dtype
-  at::Tensor forward(const at::Tensor& x) const { return at::linear(x, weight); }
+  at::Tensor weight;                        // [out, in], compute dtype, frozen
+  std::shared_ptr<LinearAdapter> adapter;   // null = plain projection
+  at::Tensor forward(const at::Tensor& x) const {
+    at::Tensor y = at::linear(x, weight);
+    return adapter ? adapter->forward(x, y) : y;
+  }
 };
 
 // RMSNorm in fp32, cast back, then scaled (HF LlamaRMSNorm).

@@ -11,7 +11,7 @@ PKGS=(
   libboost-program-options-dev              # CLI
   libgtest-dev                              # tests
   nlohmann-json3-dev                        # config.json, safetensors headers
-  libsentencepiece-dev                      # tokenizer
+  libsentencepiece-dev sentencepiece        # tokenizer (+ spm_encode as a test reference)
   python3-torch python3-numpy python3-venv  # test oracle only (never used by the product)
 )
 

@@ -84,9 +84,10 @@ struct Case {
   std::vector<std::string> expect;  // substrings of the error line (or of the output if 0)
   std::string absent = "";          // a path under T that must not exist afterwards
 };
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 const char* kGen = "{B} generate --max-new-tokens 2 --model ";
-const char* kMpi = "{MPI} -np 1 {B} generate --max-new-tokens 2 --model ";
+const char* kRank = " -np 1 {B} generate --max-new-tokens 2 --model ";  // one MPMD app context
 const std::string kShape = "model.layers.0.self_attn.k_proj.weight";  // [20, 60]
 
 std::vector<Case> cases() {
@@ -180,9 +181,9 @@ std::vector<Case> cases() {
        "out_half"},
       // Two ranks (Open MPI MPMD): one bad rank ends the job, the reason is printed once.
       {"mpi_ok", none, "{MPI} -np 2 {B} generate --max-new-tokens 2 --model {T}/good", 0, {"generate: {T}/good"}},
-      {"mpi_bad_rank1", no_field, kMpi + std::string("{T}/good : ") + kMpi + "{T}/no_field", 2,
+      {"mpi_bad_rank1", no_field, "{MPI}" + std::string(kRank) + "{T}/good :" + kRank + "{T}/no_field", 2,
        {"[rank 1]", "{T}/no_field/config.json", "missing field"}},
-      {"mpi_bad_rank0", no_field, kMpi + std::string("{T}/no_field : ") + kMpi + "{T}/good", 2,
+      {"mpi_bad_rank0", no_field, "{MPI}" + std::string(kRank) + "{T}/no_field :" + kRank + "{T}/good", 2,
        {"{T}/no_field/config.json", "missing field"}},
       {"mpi_bad_option_all_ranks", none, "{MPI} -np 2 {B} generate --model {T}/good --frobnicate", 2,
        {"unrecognised option", "--frobnicate"}},

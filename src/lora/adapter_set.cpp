@@ -1,0 +1,168 @@
+#include "lora/adapter_set.h"
+
+#include "core/check.h"
+#include "lora/init.h"
+
+namespace abm {
+namespace {
+
+Linear& projection(DecoderLayer& l, const std::string& kind) {
+  if (kind == "q_proj") return l.q;
+  if (kind == "k_proj") return l.k;
+  if (kind == "v_proj") return l.v;
+  if (kind == "o_proj") return l.o;
+  if (kind == "gate_proj") return l.gate;
+  if (kind == "up_proj") return l.up;
+  if (kind == "down_proj") return l.down;
+  ABM_CHECK(false, "unknown projection ", kind);
+  return l.q;  // unreachable
+}
+
+}  // namespace
+
+std::string lora_module_name(int64_t layer, const std::string& kind) {
+  bool attn = kind == "q_proj" || kind == "k_proj" || kind == "v_proj" || kind == "o_proj";
+  return cat("model.layers.", layer, attn ? ".self_attn." : ".mlp.", kind);
+}
+
+AdapterSet AdapterSet::attach(LlamaModel& model, const LoraConfig& cfg) {
+  return build(model, cfg, nullptr, "");
+}
+
+AdapterSet AdapterSet::attach_weights(LlamaModel& model, const LoraConfig& cfg,
+                                      const std::map<std::string, LoraWeights>& weights,
+                                      const std::string& origin) {
+  return build(model, cfg, &weights, origin);
+}
+
+AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
+                             const std::map<std::string, LoraWeights>* weights,
+                             const std::string& origin) {
+  cfg.validate_for(model.config());
+  AdapterSet s;
+  s.cfg_ = cfg;
+  s.first_ = model.first();
+  s.last_ = model.last();
+  s.model_layers_ = model.config().layers;
+  const std::vector<std::string> kinds = cfg.target_modules();
+  // Check everything before touching the model, so a failure leaves it unadapted.
+  for (int64_t i = s.first_; i < s.last_; ++i) {
+    DecoderLayer& layer = model.layers()[i - s.first_];
+    for (auto& kind : kinds) {
+      AdaptedModule m;
+      m.name = lora_module_name(i, kind);
+      m.layer = i;
+      m.kind = kind;
+      m.linear = &projection(layer, kind);
+      ABM_REQUIRE(!m.linear->adapter, m.name, " already has an adapter attached");
+      ModuleDims d = module_dims(model.config(), kind);
+      LoraWeights w;
+      if (weights) {
+        auto it = weights->find(m.name);
+        ABM_REQUIRE(it != weights->end(), origin, ": no LoRA weights for ", m.name);
+        w = it->second;
+        ABM_REQUIRE(w.A.sizes() == at::IntArrayRef({cfg.r, d.in}) &&
+                        w.B.sizes() == at::IntArrayRef({d.out, cfg.r}),
+                    origin, ": ", m.name, " has lora_A ", w.A.sizes(), " and lora_B ",
+                    w.B.sizes(), ", expected [", cfg.r, ", ", d.in, "] and [", d.out, ", ",
+                    cfg.r, "] for this model with r=", cfg.r);
+      } else {
+        w = init_lora(cfg.init, cfg.seed, m.name, cfg.r, d.in, d.out);
+      }
+      m.lora = std::make_shared<LoraLinear>(w.A, w.B, cfg.scale(), cfg.dropout,
+                                            module_seed(cfg.seed, m.name, "dropout"));
+      s.modules_.push_back(std::move(m));
+    }
+  }
+  if (weights) {
+    for (auto& [name, w] : *weights)
+      ABM_REQUIRE(s.find(name), origin, ": ", name, " is not a targeted module of layers [",
+                  s.first_, ", ", s.last_, ")");
+  }
+  for (auto& m : s.modules_) m.linear->adapter = m.lora;
+  s.attached_ = true;
+  return s;
+}
+
+LoraLinear* AdapterSet::find(const std::string& module_name) const {
+  for (auto& m : modules_)
+    if (m.name == module_name) return m.lora.get();
+  return nullptr;
+}
+
+std::vector<at::Tensor> AdapterSet::parameters() const {
+  std::vector<at::Tensor> p;
+  for (auto& m : modules_) {
+    p.push_back(m.lora->A());
+    p.push_back(m.lora->B());
+  }
+  return p;
+}
+
+NamedTensors AdapterSet::named_tensors() const {
+  NamedTensors t;
+  for (auto& m : modules_) {
+    t.push_back({m.name + ".lora_A", m.lora->A()});
+    t.push_back({m.name + ".lora_B", m.lora->B()});
+  }
+  return t;
+}
+
+void AdapterSet::load_named_tensors(const std::map<std::string, at::Tensor>& t,
+                                    const std::string& origin) {
+  ABM_REQUIRE(!merged_, origin, ": cannot load LoRA weights while merged (unmerge first)");
+  auto mine = named_tensors();
+  for (auto& [name, dst] : mine) {
+    auto it = t.find(name);
+    ABM_REQUIRE(it != t.end(), origin, ": missing LoRA tensor ", name);
+    ABM_REQUIRE(it->second.sizes() == dst.sizes(), origin, ": ", name, " has shape ",
+                it->second.sizes(), ", expected ", dst.sizes());
+  }
+  ABM_REQUIRE(t.size() == mine.size(), origin, ": ", t.size(), " LoRA tensors, expected ",
+              mine.size());
+  at::NoGradGuard ng;
+  for (auto& [name, dst] : mine) dst.copy_(t.at(name));
+}
+
+int64_t AdapterSet::num_params() const {
+  int64_t n = 0;
+  for (auto& m : modules_) n += m.lora->A().numel() + m.lora->B().numel();
+  return n;
+}
+
+void AdapterSet::set_enabled(bool on) {
+  ABM_REQUIRE(!(merged_ && !on), "LoRA adapters are merged into the weights; unmerge before "
+              "switching them off (teacher mode)");
+  for (auto& m : modules_) m.lora->set_enabled(on);
+}
+
+void AdapterSet::set_train(bool on) {
+  for (auto& m : modules_) m.lora->set_train(on);
+}
+
+void AdapterSet::reseed_dropout(uint64_t seed) {
+  for (auto& m : modules_) m.lora->reseed_dropout(module_seed(seed, m.name, "dropout"));
+}
+
+void AdapterSet::merge() {
+  ABM_REQUIRE(!merged_, "LoRA adapters are already merged");
+  ABM_REQUIRE(attached_, "LoRA adapters are detached");
+  for (auto& m : modules_) m.lora->merge(m.linear->weight);
+  merged_ = true;
+}
+
+void AdapterSet::unmerge() {
+  ABM_REQUIRE(merged_, "LoRA adapters are not merged");
+  for (auto& m : modules_) m.lora->unmerge(m.linear->weight);
+  merged_ = false;
+}
+
+void AdapterSet::detach() {
+  if (!attached_) return;
+  if (merged_) unmerge();
+  for (auto& m : modules_)
+    if (m.linear->adapter == m.lora) m.linear->adapter.reset();
+  attached_ = false;
+}
+
+}  // namespace abm

@@ -1,0 +1,63 @@
+#include "lora/lora_linear.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/check.h"
+
+namespace abm {
+
+LoraLinear::LoraLinear(const at::Tensor& A, const at::Tensor& B, double scale, double dropout,
+                       uint64_t dropout_seed)
+    : scale_(scale), dropout_(dropout),
+      gen_(at::make_generator<at::CPUGeneratorImpl>(dropout_seed)) {
+  ABM_CHECK(A.dim() == 2 && B.dim() == 2 && B.size(1) == A.size(0), "LoRA A ", A.sizes(),
+            " and B ", B.sizes(), " do not chain");
+  ABM_CHECK(dropout >= 0.0 && dropout < 1.0, "dropout ", dropout);
+  // clone: the adapter owns its parameters, never aliases a file buffer or a caller's tensor
+  A_ = A.detach().to(at::kFloat).clone().requires_grad_(true);
+  B_ = B.detach().to(at::kFloat).clone().requires_grad_(true);
+}
+
+at::Tensor LoraLinear::forward(const at::Tensor& x, const at::Tensor& base) const {
+  if (!enabled_ || merged_) return base;
+  at::Tensor h = x.to(at::kFloat);  // [..., in]; PEFT casts x to lora_A's dtype first
+  if (train_ && dropout_ > 0.0) {
+    // nn.Dropout: keep with probability 1-p and rescale by 1/(1-p)
+    at::Tensor keep = at::empty_like(h).bernoulli_(1.0 - dropout_, gen_).div_(1.0 - dropout_);
+    h = h * keep;
+  }
+  at::Tensor delta = at::linear(at::linear(h, A_), B_) * scale_;  // [..., out] fp32
+  // PEFT: result += delta in the base dtype, i.e. added in fp32 and rounded once.
+  return at::add(base, delta).to(base.scalar_type());
+}
+
+void LoraLinear::reseed_dropout(uint64_t seed) {
+  gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+at::Tensor LoraLinear::dropout_state() const { return gen_.get_state(); }
+
+void LoraLinear::set_dropout_state(const at::Tensor& state) { gen_.set_state(state); }
+
+at::Tensor LoraLinear::delta_weight() const {
+  at::NoGradGuard ng;
+  return at::matmul(B_, A_) * scale_;
+}
+
+void LoraLinear::merge(at::Tensor& W) {
+  ABM_CHECK(!merged_, "LoRA adapter is already merged");
+  ABM_CHECK(W.dim() == 2 && W.size(0) == out() && W.size(1) == in(), "merge: weight ",
+            W.sizes(), " vs adapter [", out(), ", ", in(), "]");
+  at::NoGradGuard ng;
+  W.copy_(W.to(at::kFloat) + delta_weight());
+  merged_ = true;
+}
+
+void LoraLinear::unmerge(at::Tensor& W) {
+  ABM_CHECK(merged_, "LoRA adapter is not merged");
+  at::NoGradGuard ng;
+  W.copy_(W.to(at::kFloat) - delta_weight());
+  merged_ = false;
+}
+
+}  // namespace abm

@@ -1,0 +1,39 @@
+#include "train/adamw.h"
+
+#include <cmath>
+
+namespace abm {
+
+AdamW::AdamW(std::vector<at::Tensor> params, AdamWOptions opts)
+    : params_(std::move(params)), o_(opts) {
+  reset();
+}
+
+void AdamW::reset() {
+  m_.clear();
+  v_.clear();
+  for (auto& p : params_) {
+    m_.push_back(at::zeros_like(p));
+    v_.push_back(at::zeros_like(p));
+  }
+  step_ = 0;
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard ng;
+  ++step_;
+  const double bc1 = 1.0 - std::pow(o_.beta1, step_);
+  const double bc2 = 1.0 - std::pow(o_.beta2, step_);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor& p = params_[i];
+    at::Tensor g = p.grad();
+    if (!g.defined()) continue;
+    p.mul_(1.0 - lr * o_.weight_decay);
+    m_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
+    v_[i].mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);
+    at::Tensor denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(o_.eps);
+    p.addcdiv_(m_[i], denom, -lr / bc1);
+  }
+}
+
+}  // namespace abm

@@ -309,6 +309,11 @@ TEST(Sampler, RankSlicesByHand) {
   expect_error([] { rank_slice(0, 10, 0, 3, 2); },
                {"--global-batch 10", "--micro-batch 2", "3 data rank(s)", "6 or 12"});
   expect_error([] { rank_slice(0, 4, 0, 3, 2); }, {"nearest valid global batch: 6"});
+  // Eval shards: 7 rows over 3 ranks.
+  EXPECT_EQ(shard(7, 0, 3).begin, 0);
+  EXPECT_EQ(shard(7, 0, 3).end, 2);
+  EXPECT_EQ(shard(7, 1, 3).end, 4);
+  EXPECT_EQ(shard(7, 2, 3).end, 7);
 }
 
 TEST(Sampler, SameGlobalOrderOnAnyWorldSize) {

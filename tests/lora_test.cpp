@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/check.h"
 #include "lora/adapter_set.h"
 #include "lora/init.h"
@@ -23,6 +25,7 @@ using namespace abm::test;
 
 namespace {
 
+const char* kNoVenv = "no transformers/peft venv (run launch/oracle_venv.sh build/oracle-venv)";
 const char* kIds = "1,5,7,9,11,13,2,40,41,42,43,96;3,4,9,90,80,70,60,50,40,30,20,10";
 
 at::Tensor ids_tensor() {
@@ -143,7 +146,8 @@ TEST(LoraInit, SeededPerModuleName) {
   EXPECT_EQ(all.modules().front().name, "model.layers.1.self_attn.q_proj");
   EXPECT_FALSE(at::equal(one.find(lora_module_name(1, "q_proj"))->A(),
                          one.find(lora_module_name(2, "q_proj"))->A()));
-  LoraWeights a = init_lora("kaiming", 1, "x", 8, 60, 60), b = init_lora("kaiming", 2, "x", 8, 60, 60);
+  LoraWeights a = init_lora("kaiming", 1, "x", 8, 60, 60);
+  LoraWeights b = init_lora("kaiming", 2, "x", 8, 60, 60);
   EXPECT_FALSE(at::equal(a.A, b.A));
   EXPECT_TRUE(at::equal(a.A, init_lora("kaiming", 1, "x", 8, 60, 60).A));
 }
@@ -218,7 +222,8 @@ TEST(LoraLinear, MergeEqualsAdapterForward) {
   set.unmerge();
   auto after = m.named_weights();
   double w = 0;
-  for (size_t i = 0; i < after.size(); ++i) w = std::max(w, max_abs_diff(after[i].second, before[i]));
+  for (size_t i = 0; i < after.size(); ++i)
+    w = std::max(w, max_abs_diff(after[i].second, before[i]));
   std::printf("unmerged weights max|diff| = %.3g\n", w);
   EXPECT_LE(w, 1e-6);
   EXPECT_LE(max_abs_diff(logits(m), adapted), 1e-5);
@@ -296,7 +301,8 @@ TEST(AdapterSet, OrderNamesAndParameters) {
             std::string::npos);
   // One adapter per projection.
   std::string e = error_of([&] { AdapterSet::attach(m, make_cfg({"q_proj"})); });
-  EXPECT_NE(e.find("model.layers.0.self_attn.q_proj already has an adapter"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.layers.0.self_attn.q_proj already has an adapter"), std::string::npos)
+      << e;
 }
 
 // Gradients of A and B against the hand-written torch LLaMA + LoRA, for a cross-entropy
@@ -358,7 +364,8 @@ TEST(PeftIo, RoundTripIsByteIdentical) {
   EXPECT_EQ(back.config.alpha, 12.5);
   EXPECT_EQ(back.config.dropout, 0.05);
   EXPECT_EQ(back.config.init, "gaussian");
-  EXPECT_EQ(back.config.target_modules(), (std::vector<std::string>{"q_proj", "o_proj", "up_proj"}));
+  EXPECT_EQ(back.config.target_modules(),
+            (std::vector<std::string>{"q_proj", "o_proj", "up_proj"}));
   auto a = set.named_tensors(), b = back.adapters.named_tensors();
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
@@ -377,7 +384,8 @@ TEST(PeftIo, RoundTripIsByteIdentical) {
   PeftAdapter p = import_peft(tmp / "a", part);
   ASSERT_EQ(p.adapters.modules().size(), 3u);
   EXPECT_EQ(p.adapters.modules()[0].name, "model.layers.2.self_attn.q_proj");
-  EXPECT_TRUE(at::equal(p.adapters.modules()[2].lora->B(), set.find("model.layers.2.mlp.up_proj")->B()));
+  EXPECT_TRUE(at::equal(p.adapters.modules()[2].lora->B(),
+                        set.find("model.layers.2.mlp.up_proj")->B()));
   EXPECT_NE(error_of([&] { export_peft(p.adapters, dir, tmp / "c"); }).find("all 3 layers"),
             std::string::npos);
 }
@@ -385,7 +393,7 @@ TEST(PeftIo, RoundTripIsByteIdentical) {
 // Our files against the ones real PEFT writes for the same settings.
 TEST(PeftIo, ExportMatchesRealPeft) {
   std::string py = hf_python();
-  if (py.empty()) GTEST_SKIP() << "no transformers/peft venv (run launch/oracle_venv.sh build/oracle-venv)";
+  if (py.empty()) GTEST_SKIP() << kNoVenv;
   TempDir tmp;
   std::string dir = tiny(tmp);
   struct Case {
@@ -423,7 +431,7 @@ TEST(PeftIo, ExportMatchesRealPeft) {
 // Real PEFT loads our exported adapter (non-zero B) and computes our logits.
 TEST(PeftIo, RealPeftLoadsOurAdapter) {
   std::string py = hf_python();
-  if (py.empty()) GTEST_SKIP() << "no transformers/peft venv (run launch/oracle_venv.sh build/oracle-venv)";
+  if (py.empty()) GTEST_SKIP() << kNoVenv;
   TempDir tmp;
   std::string dir = tiny(tmp);
   for (bool rslora : {false, true}) {
@@ -448,7 +456,7 @@ TEST(PeftIo, RealPeftLoadsOurAdapter) {
 // We read what real PEFT wrote (random B) and compute PEFT's logits.
 TEST(PeftIo, ImportsRealPeftAdapter) {
   std::string py = hf_python();
-  if (py.empty()) GTEST_SKIP() << "no transformers/peft venv (run launch/oracle_venv.sh build/oracle-venv)";
+  if (py.empty()) GTEST_SKIP() << kNoVenv;
   TempDir tmp;
   std::string dir = tiny(tmp);
   std::string script = cat(py, " ", ABM_SOURCE_DIR, "/tests/ref/peft_check.py ");
@@ -464,7 +472,8 @@ TEST(PeftIo, ImportsRealPeftAdapter) {
             (std::vector<std::string>{"q_proj", "k_proj", "gate_proj", "down_proj"}));
   EXPECT_EQ(a.config.r, 4);
   EXPECT_DOUBLE_EQ(a.config.scale(), 2.0);
-  double d = max_abs_diff(logits(m), SafetensorsFile(tmp / "l.safetensors").read("logits", at::kFloat));
+  at::Tensor theirs = SafetensorsFile(tmp / "l.safetensors").read("logits", at::kFloat);
+  double d = max_abs_diff(logits(m), theirs);
   std::printf("PEFT-written adapter: ours vs PEFT max|diff| = %.3g\n", d);
   EXPECT_LE(d, 1e-4);
 }
@@ -490,6 +499,42 @@ TEST(PeftIo, MergeToModelDir) {
   EXPECT_LE(max_abs_diff(logits(LlamaModel::load(tmp / "merged2")), merged), 1e-6);
 }
 
+// Other forms PEFT writes: target_modules as a regex string (0.7), use_rslora (>= 0.8).
+TEST(PeftIo, ReadsOtherPeftForms) {
+  TempDir tmp;
+  std::string dir = tiny(tmp);
+  LlamaModel m = LlamaModel::load(dir);
+  AdapterSet set = AdapterSet::attach(m, make_cfg({"q_proj", "v_proj"}, 4, 8));
+  randomize_b(set, 8);
+  export_peft(set, dir, tmp / "a");
+  auto edited = [&](const std::string& name, const std::string& field, nlohmann::json v) {
+    std::string d = tmp / name;
+    run("cp -r " + (tmp / "a") + " " + d);
+    nlohmann::json j = nlohmann::json::parse(read_bytes(d + "/adapter_config.json"));
+    j[field] = v;
+    std::ofstream(d + "/adapter_config.json") << j.dump(2);
+    return d;
+  };
+  LlamaModel m2 = LlamaModel::load(dir);
+  PeftAdapter r = import_peft(edited("regex", "target_modules", R"(.*\.(q|v)_proj)"), m2);
+  EXPECT_EQ(r.config.target_modules(), (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_TRUE(at::equal(logits(m2), logits(m)));
+  LlamaModel m3 = LlamaModel::load(dir);
+  std::string only_q = edited("regex2", "target_modules", ".*q_proj");
+  std::string e = error_of([&] { import_peft(only_q, m3); });
+  EXPECT_NE(e.find("v_proj.lora_A.weight is not selected by target_modules \".*q_proj\""),
+            std::string::npos) << e;
+
+  PeftAdapter rs = import_peft(edited("rslora", "use_rslora", true), m3);
+  EXPECT_TRUE(rs.config.rslora);
+  EXPECT_DOUBLE_EQ(rs.adapters.modules()[0].lora->scale(), 8 / 2.0);  // alpha / sqrt(4)
+  // Exported again, the rsLoRA scale is folded into lora_alpha: 8 * sqrt(4) = 16.
+  export_peft(rs.adapters, dir, tmp / "folded");
+  auto j = nlohmann::json::parse(read_bytes(tmp / "folded/adapter_config.json"));
+  EXPECT_EQ(j["lora_alpha"].dump(), "16");
+  EXPECT_FALSE(j.contains("use_rslora"));
+}
+
 TEST(PeftIo, BadInput) {
   TempDir tmp;
   std::string dir = tiny(tmp);
@@ -502,6 +547,7 @@ TEST(PeftIo, BadInput) {
                           const std::string& needle) {
     LlamaModel m = LlamaModel::load(model_dir);
     std::string e = error_of([&] { import_peft(adapter, m); });
+    std::printf("  %s\n", e.c_str());
     EXPECT_NE(e.find(needle), std::string::npos) << "error: " << e << "\nexpected: " << needle;
     EXPECT_TRUE(no_adapters(m)) << needle;
   };
@@ -534,7 +580,8 @@ TEST(PeftIo, BadInput) {
                }), dir, "is a up_proj adapter, but target_modules does not list up_proj");
   expect_error(variant("partial", [&](auto& t) { t.erase(q0); }), dir, "missing tensor " + q0);
   // Other base models: fewer layers, other widths.
-  expect_error(good, tiny(tmp, "two", "--layers 2"), "is for layer 2, but the base model has 2 layers");
+  expect_error(good, tiny(tmp, "two", "--layers 2"),
+               "is for layer 2, but the base model has 2 layers");
   expect_error(good, tiny(tmp, "wide", "--hidden 80 --heads 8"),
                q0 + " has shape [4, 60], expected [4, 80]");
   // PEFT features we do not implement.
@@ -543,6 +590,7 @@ TEST(PeftIo, BadInput) {
       bias + "/adapter_config.json");
   expect_error(bias, dir, "bias \"all\" is not supported");
   std::string big = tmp / "big";
-  run("cp -r " + good + " " + big + " && sed -i 's/\"r\": 4/\"r\": 40/' " + big + "/adapter_config.json");
+  run("cp -r " + good + " " + big + " && sed -i 's/\"r\": 4/\"r\": 40/' " + big +
+      "/adapter_config.json");
   expect_error(big, dir, "r=40 is larger than v_proj's smaller dimension 20");
 }

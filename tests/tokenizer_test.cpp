@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/check.h"
 #include "model/tokenizer.h"
 #include "test_util.h"
 
@@ -64,7 +65,7 @@ TEST(Tokenizer, MissingModelIsAClearError) {
   try {
     Tokenizer tok("/nonexistent/tokenizer.model");
     FAIL() << "no error";
-  } catch (const Error& e) {
+  } catch (const abm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/tokenizer.model"), std::string::npos);
   }
 }

@@ -9,6 +9,7 @@
 #include "core/options.h"
 #include "core/timer.h"
 #include "model/llama_model.h"
+#include "train/flops.h"
 
 namespace abm {
 namespace {
@@ -43,19 +44,6 @@ double best_time(int reps, F&& f) {
     best = std::min(best, t.seconds());
   }
   return best;
-}
-
-double matmul_gflops(int64_t n, at::ScalarType dt, int reps) {
-  at::Tensor a = at::randn({n, n}).to(dt), b = at::randn({n, n}).to(dt);
-  double s = best_time(reps, [&] { at::mm(a, b); });
-  return 2.0 * n * n * n / s / 1e9;
-}
-
-// Matmul FLOPs of one forward token at context T (2 per weight + causal attention).
-double forward_flops_per_token(const LlamaConfig& c, int64_t T) {
-  double weights = c.layers * (c.layer_params() - 2 * c.hidden) + c.vocab * c.hidden;
-  double attn = c.layers * 2.0 * c.q_dim() * T;  // QK^T and PV, causal average T/2 each
-  return 2.0 * weights + attn;
 }
 
 }  // namespace
@@ -98,7 +86,7 @@ int cmd_bench(int argc, char** argv) {
       if (has("forward")) m = std::make_unique<LlamaModel>(LlamaModel::random(c, 0, dt));
       for (auto& ts : split(cfg.threads)) {
         int th = Runtime::set_threads(std::stoi(ts));
-        double peak = matmul_gflops(cfg.matmul_n, dt, cfg.reps);
+        double peak = matmul_peak_gflops(cfg.matmul_n, dt, cfg.reps);
         double tps = 0, fl = 0;
         if (m) {
           at::Tensor ids = at::randint(c.vocab, {1, cfg.seq}, at::kLong);

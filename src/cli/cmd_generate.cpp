@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "lora/peft_io.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
 
@@ -13,6 +14,7 @@ namespace {
 
 struct GenerateConfig {
   std::string model;
+  std::string adapter;  // PEFT directory
   std::string dtype = "fp32";
   std::string prompt;
   std::string ids;  // "1,2,3": token ids instead of a text prompt
@@ -47,8 +49,8 @@ int cmd_generate(int argc, char** argv) {
   GenerateConfig cfg;
   Options opts("generate", "Generate from a model directory (HF layout).");
   opts.add()("model", po::value(&cfg.model)->required(), "model directory (config.json + safetensors)")
-      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: fp32 | bf16")
-      ("prompt", po::value(&cfg.prompt)->default_value(""), "text prompt (needs DIR/tokenizer.model)")
+      ("adapter", po::value(&cfg.adapter)->default_value(""), "LoRA adapter directory (PEFT format)")
+XX, po::value(&cfg.prompt)->default_value(""), "text prompt (needs DIR/tokenizer.model)")
       ("ids", po::value(&cfg.ids)->default_value(""), "prompt as token ids, e.g. 1,42,7 (default: BOS)")
       ("max-new-tokens", po::value(&cfg.max_new_tokens)->default_value(cfg.max_new_tokens), "tokens to generate")
       ("temperature", po::value(&cfg.temperature)->default_value(cfg.temperature), "0 = greedy")
@@ -65,12 +67,14 @@ int cmd_generate(int argc, char** argv) {
 
   LlamaModel model;
   std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<PeftAdapter> adapter;  // stays attached to the model while generating
   std::vector<int64_t> prompt;
   at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
   Runtime::agree([&] {
     LoadOptions lo;
     lo.dtype = dtype;
     model = LlamaModel::load(cfg.model, lo);
+    if (!cfg.adapter.empty()) adapter = std::make_unique<PeftAdapter>(import_peft(cfg.adapter, model));
     std::string tp = tokenizer_path(cfg.model);
     if (!tp.empty()) tok = std::make_unique<Tokenizer>(tp);
     if (!cfg.ids.empty()) {

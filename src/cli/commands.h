@@ -9,5 +9,9 @@ int cmd_import_llama2c(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_init_model(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_pretrain(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace abm

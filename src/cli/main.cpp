@@ -19,6 +19,10 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"train", abm::cmd_train, "LoRA fine-tuning, data parallel over MPI ranks"},
+    {"pretrain", abm::cmd_pretrain, "train all weights (train --full), for small base models"},
+    {"eval", abm::cmd_eval, "loss and perplexity of a model (+ adapter) on a dataset"},
+    {"export", abm::cmd_export, "PEFT adapter export, or merge an adapter into a full model"},
     {"generate", abm::cmd_generate, "generate text or token ids from a model"},
     {"import-llama2c", abm::cmd_import_llama2c, "convert a llama2.c checkpoint to an HF directory"},
     {"inspect", abm::cmd_inspect, "show a model directory's config, parameters and sizes"},

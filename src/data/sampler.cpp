@@ -97,4 +97,9 @@ std::vector<SampleRange> rank_slice(int64_t step, int64_t global_batch, int rank
   return out;
 }
 
+SampleRange shard(int64_t n, int rank, int world) {
+  ABM_CHECK(world > 0 && rank >= 0 && rank < world && n >= 0, "shard ", rank, " of ", world);
+  return {n * rank / world, n * (rank + 1) / world};
+}
+
 }  // namespace abm

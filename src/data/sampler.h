@@ -61,4 +61,8 @@ struct SampleRange {
 std::vector<SampleRange> rank_slice(int64_t step, int64_t global_batch, int rank, int world,
                                     int64_t micro);
 
+// An even split of n items (e.g. eval rows, in order) over `world` ranks: rank r gets a
+// contiguous block; sizes differ by at most one. Sum the losses and counts over ranks.
+SampleRange shard(int64_t n, int rank, int world);
+
 }  // namespace abm

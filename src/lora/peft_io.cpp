@@ -53,7 +53,7 @@ nlohmann::json peft_config_json(const LoraConfig& c, const std::string& base_mod
   j["r"] = c.r;
   j["rank_pattern"] = nlohmann::json::object();
   j["revision"] = nullptr;
-  j["target_modules"] = c.target_modules();  // PEFT writes a set (random order); we sort
+  j["target_modules"] = c.target_modules();  // PEFT dumps a set (any order); ours: layer order
   j["task_type"] = "CAUSAL_LM";
   return j;
 }
@@ -85,7 +85,8 @@ struct PeftKey {
 };
 
 bool parse_key(const std::string& key, PeftKey* k) {
-  static const std::regex re(R"(base_model\.model\.(model\.layers\.(\d{1,9})\.(self_attn|mlp)\.([a-z_]+))\.lora_([AB])\.weight)");
+  static const std::regex re(R"(base_model\.model\.(model\.layers\.(\d{1,9})\.)"
+                             R"((self_attn|mlp)\.([a-z_]+))\.lora_([AB])\.weight)");
   std::smatch m;
   if (!std::regex_match(key, m, re)) return false;
   k->module = m[1];

@@ -1,0 +1,13 @@
+// Small filesystem helpers with abm::Error messages that name the path.
+#pragma once
+#include <string>
+
+namespace abm {
+
+void make_dirs(const std::string& dir);  // mkdir -p
+// Writes text to path atomically (path.tmp.<pid>, fsync, rename).
+void write_text_atomic(const std::string& path, const std::string& text);
+// Copies the tokenizer files that exist in src_dir (tokenizer.model, ...) into dst_dir.
+void copy_tokenizer_files(const std::string& src_dir, const std::string& dst_dir);
+
+}  // namespace abm

@@ -1,0 +1,36 @@
+// Run monitoring on rank 0: metrics.jsonl (one JSON object per step or event, appended so
+// a resumed run continues the same file) and a progress display — a bar with ETA on a
+// terminal, plain periodic lines in batch logs (Slurm output files).
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace abm {
+
+class MetricsLog {
+ public:
+  MetricsLog() = default;
+  explicit MetricsLog(const std::string& path);  // rank 0 opens; other ranks no-op
+  void write(const nlohmann::json& record);      // one line, flushed
+
+ private:
+  std::ofstream out_;
+};
+
+class Progress {
+ public:
+  Progress(int64_t total, int64_t log_every, int64_t first = 0);
+  // Called after each step with a short status ("loss 2.31 lr 2e-4 ...").
+  void update(int64_t step_done, const std::string& status);
+  void finish();
+
+ private:
+  int64_t total_, every_, first_;
+  bool tty_;
+  double t0_;
+};
+
+}  // namespace abm

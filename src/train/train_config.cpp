@@ -1,0 +1,107 @@
+#include "train/train_config.h"
+
+#include <sstream>
+
+#include "core/check.h"
+#include "data/sampler.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+
+namespace abm {
+
+void TrainConfig::declare(Options& o) {
+  o.add()("model", po::value(&model)->required(), "base model directory (HF layout)")
+      ("out", po::value(&out)->default_value(out), "run directory (config, metrics, adapter)")
+      ("dtype", po::value(&dtype)->default_value(dtype), "compute dtype: fp32 | bf16")
+      ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | adapter")
+      ("init-adapter", po::value(&init_adapter)->default_value(""), "PEFT directory for --init adapter")
+      ("full", po::bool_switch(&full), "train all weights (no LoRA): for making base models")
+      ("data", po::value(&data)->required(), "training data: .txt, or JSONL (text/alpaca/messages/input_ids)")
+      ("eval-data", po::value(&eval_data)->default_value(""), "evaluation data file")
+      ("eval-fraction", po::value(&eval_fraction)->default_value(eval_fraction), "hold out this fraction of --data for eval")
+      ("tokenizer", po::value(&tokenizer)->default_value(""), "tokenizer.model (default: MODEL/tokenizer.model)")
+      ("format", po::value(&format)->default_value(format), "auto | text | alpaca | chat | tokens")
+      ("template", po::value(&tmpl)->default_value(tmpl), "auto | plain | alpaca | llama2-chat")
+      ("cache-dir", po::value(&cache_dir)->default_value(""), "tokenized-data cache (default OUT/../.token-cache)")
+      ("max-length", po::value(&max_length)->default_value(max_length), "tokens per example / packed row")
+      ("truncate", po::bool_switch(&truncate), "cut longer examples (counted) instead of failing")
+      ("pack", po::bool_switch(&pack), "pack examples into rows (no cross-attention)")
+      ("train-on-inputs", po::bool_switch(&train_on_inputs), "also train on prompt tokens")
+      ("lora-r", po::value(&lora_r)->default_value(lora_r), "LoRA rank")
+      ("lora-alpha", po::value(&lora_alpha)->default_value(lora_alpha), "LoRA alpha (scale alpha/r)")
+      ("lora-dropout", po::value(&lora_dropout)->default_value(lora_dropout), "dropout on the adapter input")
+      ("lora-targets", po::value(&lora_targets)->default_value(lora_targets), "comma list of q_proj,...,down_proj or all-linear")
+      ("rslora", po::bool_switch(&rslora), "scale alpha/sqrt(r)")
+      ("global-batch", po::value(&global_batch)->default_value(global_batch), "sequences per optimizer step (all ranks)")
+      ("micro-batch", po::value(&micro_batch)->default_value(micro_batch), "sequences per forward on one rank")
+      ("steps", po::value(&steps)->default_value(steps), "optimizer steps (or --epochs)")
+      ("epochs", po::value(&epochs)->default_value(epochs), "epochs over the training rows (when --steps is 0)")
+      ("lr", po::value(&lr)->default_value(lr), "peak learning rate")
+      ("warmup", po::value(&warmup)->default_value(warmup), "linear warmup steps")
+      ("schedule", po::value(&schedule)->default_value(schedule), "cosine | constant (after warmup)")
+      ("min-lr-ratio", po::value(&min_lr_ratio)->default_value(min_lr_ratio), "cosine floor as a fraction of --lr")
+      ("weight-decay", po::value(&weight_decay)->default_value(weight_decay), "AdamW decoupled weight decay")
+      ("clip", po::value(&clip)->default_value(clip), "global gradient-norm clip (0 = off)")
+      ("seed", po::value(&seed)->default_value(seed), "seed of init, data order and dropout")
+      ("eval-every", po::value(&eval_every)->default_value(eval_every), "evaluate every N steps (0 = at the end)")
+      ("log-every", po::value(&log_every)->default_value(log_every), "plain log line every N steps")
+      ("drift-check-every", po::value(&drift_check_every)->default_value(drift_check_every), "compare replicas every N steps (0 = off)")
+      ("threads", po::value(&threads)->default_value(threads), "intra-op threads per rank (0 = cores / ranks)");
+}
+
+void TrainConfig::validate(int data_ranks) const {
+  parse_dtype(dtype, "--dtype");
+  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "adapter",
+              "--init: unknown \"", init, "\" (kaiming | gaussian | adapter)");
+  ABM_REQUIRE((init == "adapter") == !init_adapter.empty(),
+              "--init adapter and --init-adapter DIR go together");
+  ABM_REQUIRE(steps > 0 || epochs > 0, "give --steps N or --epochs N");
+  ABM_REQUIRE(steps >= 0 && epochs >= 0 && warmup >= 0, "--steps, --epochs, --warmup must be >= 0");
+  ABM_REQUIRE(lr > 0, "--lr must be positive");
+  ABM_REQUIRE(clip >= 0 && weight_decay >= 0, "--clip and --weight-decay must be >= 0");
+  ABM_REQUIRE(max_length > 1, "--max-length must be at least 2");
+  ABM_REQUIRE(schedule == "cosine" || schedule == "constant", "--schedule: cosine | constant");
+  ABM_REQUIRE(eval_fraction >= 0 && eval_fraction < 1, "--eval-fraction must be in [0, 1)");
+  rank_slice(0, global_batch, 0, data_ranks, micro_batch);  // the divisibility error
+  if (!full) lora().validate();
+}
+
+LoraConfig TrainConfig::lora() const {
+  LoraConfig c;
+  c.r = lora_r;
+  c.alpha = lora_alpha;
+  c.dropout = lora_dropout;
+  c.rslora = rslora;
+  c.init = init == "adapter" ? "kaiming" : init;
+  c.seed = seed;
+  c.targets.clear();
+  std::stringstream ss(lora_targets);
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) c.targets.push_back(t);
+  return c;
+}
+
+DataOptions TrainConfig::data_options(int64_t vocab) const {
+  DataOptions d;
+  d.path = data;
+  d.tokenizer = tokenizer.empty() ? tokenizer_path(model) : tokenizer;
+  d.format = parse_data_format(format, "--format");
+  d.tmpl = parse_template(tmpl, "--template");
+  d.train_on_inputs = train_on_inputs;
+  d.max_length = max_length;
+  d.truncate = truncate;
+  d.pack = pack;
+  d.eval_path = eval_data;
+  d.eval_fraction = eval_fraction;
+  d.split_seed = seed;
+  d.cache_dir = cache_dir.empty() ? out + "/../.token-cache" : cache_dir;
+  d.vocab_size = vocab;
+  return d;
+}
+
+int64_t TrainConfig::total_steps(int64_t rows) const {
+  if (steps > 0) return steps;
+  return std::max<int64_t>(1, epochs * rows / global_batch);
+}
+
+}  // namespace abm

@@ -1,0 +1,139 @@
+#include "train/trainer.h"
+
+#include <cmath>
+
+#include "core/log.h"
+#include "core/timer.h"
+#include "lora/init.h"
+#include "data/loss.h"
+#include "train/flops.h"
+
+namespace abm {
+
+Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters,
+                 const DataSplits& data, Communicator& comm)
+    : cfg_(cfg), model_(model), adapters_(adapters), data_(data), comm_(comm),
+      sampler_(data.train.size(), cfg.seed) {
+  if (adapters_) {
+    params_ = adapters_->parameters();
+  } else {
+    for (auto& [name, w] : model_.named_weights()) {
+      w.requires_grad_(true);
+      params_.push_back(w);
+    }
+  }
+  AdamWOptions ao;
+  ao.weight_decay = cfg.weight_decay;
+  opt_ = std::make_unique<AdamW>(params_, ao);
+  grads_ = std::make_unique<GradBuffer>(params_);
+  total_ = cfg.total_steps(data.train.size());
+  sched_.peak = cfg.lr;
+  sched_.warmup = cfg.warmup;
+  sched_.total = total_;
+  sched_.min_ratio = cfg.min_lr_ratio;
+  sched_.kind = cfg.schedule;
+  peak_gflops_ = matmul_peak_gflops(1024, model.dtype());
+  metrics_ = MetricsLog(cfg.out + "/metrics.jsonl");
+}
+
+StepResult Trainer::train_step() {
+  Timer timer;
+  StepResult r;
+  r.lr = sched_.at(step_);
+  for (auto& p : params_) p.mutable_grad() = at::Tensor();
+  if (adapters_) adapters_->set_train(true);
+
+  double loss_sum = 0;
+  int64_t targets = 0, positions = 0;
+  const int rank = comm_.rank(), world = comm_.size();
+  for (const SampleRange& range :
+       rank_slice(step_, cfg_.global_batch, rank, world, cfg_.micro_batch)) {
+    std::vector<int64_t> rows;
+    for (int64_t n = range.begin; n < range.end; ++n) rows.push_back(sampler_.global_index(n));
+    Batch b = make_batch(data_.train, rows);
+    // Dropout masks depend only on (seed, global sample number), not on which rank runs
+    // the micro-batch, so any world size draws the same masks.
+    if (adapters_) adapters_->reseed_dropout(module_seed(cfg_.seed, std::to_string(range.begin), "step"));
+    TokenLoss tl = token_loss_sum(batch_logits(model_, b), b.labels);
+    tl.sum.backward();
+    loss_sum += tl.sum.item<double>();
+    targets += tl.count;
+    positions += b.ids.numel();
+  }
+  // Totals of the global batch, then the gradient of the global token-weighted mean.
+  at::Tensor totals = at::tensor({loss_sum, double(targets), double(positions)}, at::kDouble);
+  comm_.all_reduce(totals);
+  r.loss = totals[0].item<double>();
+  r.targets = static_cast<int64_t>(totals[1].item<double>());
+  r.positions = static_cast<int64_t>(totals[2].item<double>());
+  ABM_REQUIRE(r.targets > 0, "step ", step_, ": the global batch has no trained tokens");
+  r.loss /= double(r.targets);
+  grads_->gather();
+  grads_->all_reduce(&comm_, 1.0 / double(r.targets));
+  r.grad_norm = grads_->clip(cfg_.clip);
+  grads_->scatter();
+  opt_->step(r.lr);
+  ++step_;
+  r.seconds = timer.seconds();
+  return r;
+}
+
+EvalResult Trainer::evaluate(const Dataset& d) {
+  if (adapters_) adapters_->set_train(false);
+  return abm::evaluate(model_, d, cfg_.micro_batch, comm_);
+}
+
+void Trainer::check_replicas() {
+  if (comm_.size() == 1) return;
+  at::NoGradGuard ng;
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a over the parameters' bytes
+  for (auto& p : params_) {
+    at::Tensor c = p.detach().contiguous();
+    const uint8_t* b = static_cast<const uint8_t*>(c.data_ptr());
+    for (int64_t i = 0, n = c.numel() * c.element_size(); i < n; ++i)
+      h = (h ^ b[i]) * 1099511628211ULL;
+  }
+  int64_t v = static_cast<int64_t>(h >> 1);
+  at::Tensor hi = at::tensor({v}, at::kLong), lo = at::tensor({-v}, at::kLong);
+  comm_.all_reduce(hi, ReduceOp::Max);
+  comm_.all_reduce(lo, ReduceOp::Max);
+  ABM_REQUIRE(hi.item<int64_t>() == -lo.item<int64_t>(), "replica drift at step ", step_,
+              ": the trainable parameters differ between ranks");
+}
+
+void Trainer::run() {
+  const LlamaConfig& c = model_.config();
+  log0("train: ", total_, " steps, global batch ", cfg_.global_batch, " (", comm_.size(),
+       " ranks x micro ", cfg_.micro_batch, " x accumulation ",
+       cfg_.global_batch / (cfg_.micro_batch * comm_.size()), "), ", params_.size(),
+       " trainable tensors, matmul peak ", int(peak_gflops_), " GFLOP/s per rank");
+  Progress progress(total_, cfg_.log_every, step_);
+  while (step_ < total_) {
+    StepResult r = train_step();
+    int64_t T = r.positions / std::max<int64_t>(1, cfg_.global_batch);
+    double tps = double(r.positions) / r.seconds;
+    double mfu = tps * train_flops_per_token(c, T, adapters_ == nullptr) / 1e9 /
+                 (peak_gflops_ * comm_.size());
+    nlohmann::json rec = {{"step", step_},         {"loss", r.loss},
+                          {"lr", r.lr},            {"grad_norm", r.grad_norm},
+                          {"targets", r.targets},  {"tokens_per_s", tps},
+                          {"mfu", mfu},            {"step_s", r.seconds},
+                          {"samples_seen", step_ * cfg_.global_batch},
+                          {"peak_rss_mib", peak_rss_bytes() / 1048576.0}};
+    if (cfg_.drift_check_every > 0 && step_ % cfg_.drift_check_every == 0) check_replicas();
+    if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0 && data_.eval.size() > 0) {
+      EvalResult e = evaluate(data_.eval);
+      rec["eval_loss"] = e.loss;
+      rec["eval_ppl"] = e.ppl();
+    }
+    metrics_.write(rec);
+    char status[160];
+    std::snprintf(status, sizeof(status), "loss %.4f lr %.2e gnorm %.3f %.0f tok/s MFU %.0f%%",
+                  r.loss, r.lr, r.grad_norm, tps, 100 * mfu);
+    progress.update(step_, status);
+  }
+  progress.finish();
+  check_replicas();
+}
+
+}  // namespace abm

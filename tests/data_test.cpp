@@ -43,7 +43,7 @@ void expect_error(F&& f, const std::vector<std::string>& parts) {
   try {
     f();
     ADD_FAILURE() << "no error; expected one containing \"" << parts[0] << "\"";
-  } catch (const Error& e) {
+  } catch (const abm::Error& e) {
     std::string m = e.what();
     std::printf("  error: %s\n", m.c_str());
     EXPECT_EQ(m.find('\n'), std::string::npos) << "not one line: " << m;

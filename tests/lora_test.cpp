@@ -474,8 +474,11 @@ TEST(PeftIo, ImportsRealPeftAdapter) {
   EXPECT_DOUBLE_EQ(a.config.scale(), 2.0);
   at::Tensor theirs = SafetensorsFile(tmp / "l.safetensors").read("logits", at::kFloat);
   double d = max_abs_diff(logits(m), theirs);
-  std::printf("PEFT-written adapter: ours vs PEFT max|diff| = %.3g\n", d);
+  double moved = max_abs_diff(theirs, logits(LlamaModel::load(dir)));
+  std::printf("PEFT-written adapter: ours vs PEFT max|diff| = %.3g (adapter moves logits by "
+              "%.3g)\n", d, moved);
   EXPECT_LE(d, 1e-4);
+  EXPECT_GT(moved, 1e-2);
 }
 
 // A full HF model with the adapter folded in; tokenizer files come along.
@@ -577,7 +580,7 @@ TEST(PeftIo, BadInput) {
                }), dir, "unexpected tensor \"base_model.model.model.layers.0.self_attn.qq_proj");
   expect_error(variant("untargeted", [&](auto& t) {
                  t["base_model.model.model.layers.0.mlp.up_proj.lora_A.weight"] = t[q0];
-               }), dir, "is a up_proj adapter, but target_modules does not list up_proj");
+               }), dir, "lora_A.weight adapts up_proj, which target_modules does not list");
   expect_error(variant("partial", [&](auto& t) { t.erase(q0); }), dir, "missing tensor " + q0);
   // Other base models: fewer layers, other widths.
   expect_error(good, tiny(tmp, "two", "--layers 2"),

@@ -50,7 +50,8 @@ int cmd_generate(int argc, char** argv) {
   Options opts("generate", "Generate from a model directory (HF layout).");
   opts.add()("model", po::value(&cfg.model)->required(), "model directory (config.json + safetensors)")
       ("adapter", po::value(&cfg.adapter)->default_value(""), "LoRA adapter directory (PEFT format)")
-XX, po::value(&cfg.prompt)->default_value(""), "text prompt (needs DIR/tokenizer.model)")
+      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: fp32 | bf16")
+      ("prompt", po::value(&cfg.prompt)->default_value(""), "text prompt (needs DIR/tokenizer.model)")
       ("ids", po::value(&cfg.ids)->default_value(""), "prompt as token ids, e.g. 1,42,7 (default: BOS)")
       ("max-new-tokens", po::value(&cfg.max_new_tokens)->default_value(cfg.max_new_tokens), "tokens to generate")
       ("temperature", po::value(&cfg.temperature)->default_value(cfg.temperature), "0 = greedy")

@@ -242,7 +242,7 @@ PeftAdapter import_peft(const std::string& dir, LlamaModel& model) {
                   " is not selected by target_modules \"", pc.target_regex, "\"");
     } else {
       ABM_REQUIRE(std::count(c.targets.begin(), c.targets.end(), k.kind), path, ": ", key,
-                  " is a ", k.kind, " adapter, but target_modules does not list ", k.kind);
+                  " adapts ", k.kind, ", which target_modules does not list");
     }
     ModuleDims d = module_dims(mc, k.kind);
     std::vector<int64_t> want = k.ab == 'A' ? std::vector<int64_t>{c.r, d.in}

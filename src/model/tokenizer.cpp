@@ -1,10 +1,14 @@
 #include "model/tokenizer.h"
 
 #include <dlfcn.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+
+extern char** environ;
 
 #include "core/check.h"
 
@@ -24,7 +28,6 @@ struct Shim {
   int (*encode)(void*, const char*, int*, int);
   char* (*decode)(void*, const int*, int);
   int (*id)(void*, int);
-  int (*train)(const char*);
 };
 
 const Shim& shim() {
@@ -56,7 +59,6 @@ const Shim& shim() {
     r.encode = reinterpret_cast<int (*)(void*, const char*, int*, int)>(sym("abm_spm_encode"));
     r.decode = reinterpret_cast<char* (*)(void*, const int*, int)>(sym("abm_spm_decode"));
     r.id = reinterpret_cast<int (*)(void*, int)>(sym("abm_spm_id"));
-    r.train = reinterpret_cast<int (*)(const char*)>(sym("abm_spm_train"));
     return r;
   }();
   return s;
@@ -103,13 +105,24 @@ int64_t Tokenizer::eos_id() const { return shim().id(handle_, 2); }
 
 void Tokenizer::train(const std::string& text_file, const std::string& prefix, int vocab_size) {
   ABM_REQUIRE(exists(text_file), text_file, ": no such file");
-  std::string args = cat("--input=", text_file, " --model_prefix=", prefix,
-                         " --vocab_size=", vocab_size,
-                         " --model_type=bpe --byte_fallback=true --split_digits=true",
-                         " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1",
-                         " --character_coverage=1.0 --num_threads=1 --minloglevel=2");
-  ABM_REQUIRE(shim().train(args.c_str()) == 0, text_file, ": tokenizer training failed: ",
-              shim().error());
+  // Debian's spm_train, as a child process: the trainer logs through std::cerr, which a
+  // privately (DEEPBIND) loaded libstdc++ user cannot do safely inside this process.
+  std::vector<std::string> args = {
+      "spm_train", "--input=" + text_file, "--model_prefix=" + prefix,
+      cat("--vocab_size=", vocab_size), "--model_type=bpe", "--byte_fallback=true",
+      "--split_digits=true", "--unk_id=0", "--bos_id=1", "--eos_id=2", "--pad_id=-1",
+      "--character_coverage=1.0", "--num_threads=1", "--minloglevel=2"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawnp(&pid, "spm_train", nullptr, nullptr, argv.data(), environ);
+  ABM_REQUIRE(rc == 0, "cannot run spm_train (install Debian's sentencepiece package): ",
+              std::strerror(rc));
+  int status = 0;
+  ABM_SYS_CHECK(::waitpid(pid, &status, 0), "spm_train");
+  ABM_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0, text_file,
+              ": tokenizer training failed (spm_train exit status ", status, ")");
 }
 
 std::string tokenizer_path(const std::string& model_dir) {

@@ -21,7 +21,7 @@ class Tokenizer {
   int64_t bos_id() const;
   int64_t eos_id() const;
 
-  // Trains a BPE model on a text file (one sentence per line) with LLaMA's conventions
+  // Trains a BPE model on a text file (one sentence per line) with Debian's spm_train and LLaMA's conventions
   // (byte fallback, digits split, ids unk=0 bos=1 eos=2, no pad). Writes PREFIX.model.
   static void train(const std::string& text_file, const std::string& prefix, int vocab_size);
 

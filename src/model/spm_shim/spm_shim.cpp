@@ -6,7 +6,6 @@
 // interpose each other and the process crashes in a static initializer before main().
 // Kept in a private symbol scope, each library uses its own protobuf.
 #include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
 
 #include <cstring>
 #include <string>
@@ -68,11 +67,6 @@ int abm_spm_id(void* h, int which) {
     case 3: return sp->unk_id();
     default: return sp->pad_id();
   }
-}
-
-int abm_spm_train(const char* args) {
-  auto st = sentencepiece::SentencePieceTrainer::Train(args);
-  return st.ok() ? 0 : fail(st);
 }
 
 }  // extern "C"

@@ -44,8 +44,7 @@ int run_train(int argc, char** argv, bool pretrain) {
     }
   });
   int threads = Runtime::set_threads(cfg.threads);
-  log0("train: ", comm->size(), " rank(s) x ", threads, " thread(s); ", data.train.summary());
-  if (data.eval.size() > 0) log0("eval: ", data.eval.summary());
+  log0("train: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
   if (adapters) log0("LoRA: ", adapters->modules().size(), " modules, ", adapters->num_params(),
                      " trainable parameters (r ", adapters->config().r, ", scale ",
                      adapters->config().scale(), ")");

@@ -18,6 +18,7 @@ std::string to_text(const boost::any& v) {
   if (auto p = boost::any_cast<std::string>(&v)) return *p;
   if (auto p = boost::any_cast<int>(&v)) return std::to_string(*p);
   if (auto p = boost::any_cast<int64_t>(&v)) return std::to_string(*p);
+  if (auto p = boost::any_cast<uint64_t>(&v)) return std::to_string(*p);
   if (auto p = boost::any_cast<double>(&v)) return cat(*p);
   if (auto p = boost::any_cast<float>(&v)) return cat(*p);
   if (auto p = boost::any_cast<bool>(&v)) return *p ? "true" : "false";

@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 
+#include "core/check.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "data/loss.h"

@@ -336,6 +336,27 @@ TEST(Sampler, SameGlobalOrderOnAnyWorldSize) {
   }
 }
 
+// step_batches = rank_slice mapped through the global order, collated.
+TEST(Sampler, StepBatchesFollowTheGlobalOrder) {
+  TempDir tmp;
+  std::string f = tmp / "t.jsonl", text;
+  for (int i = 0; i < 8; ++i) text += tokens_line({1, 100 + i, 2});  // example i has id 100+i
+  write_file(f, text);
+  DataOptions o;
+  o.path = f;
+  Dataset d = load_datasets(o).train;
+  Sampler s(d.size(), 3);
+  for (int rank = 0; rank < 2; ++rank) {
+    std::vector<Batch> bs = step_batches(d, s, /*step=*/3, /*global=*/4, rank, /*world=*/2, /*micro=*/1);
+    ASSERT_EQ(bs.size(), 2u);
+    for (int m = 0; m < 2; ++m) {
+      const int64_t n = 3 * 4 + rank * 2 + m;  // global sample number, by hand
+      EXPECT_EQ(bs[m].ids[0][1].item<int64_t>(), 100 + s.global_index(n));
+      EXPECT_EQ(bs[m].tokens, 2);
+    }
+  }
+}
+
 TEST(Sampler, EpochsSeedsAndGoldenValues) {
   uint64_t st = 0;
   EXPECT_EQ(splitmix64(st), 0xe220a8397b1dcdafULL);  // the reference splitmix64's first output
@@ -510,7 +531,7 @@ TEST_F(Data, BadInputNamesFileAndLine) {
   fails(good + "[1, 2]\n", {f + ":2: expected a JSON object, got array"});
   fails("", {f + ": empty dataset"});
   fails("\n  \n", {f + ": empty dataset"});
-  fails(R"({"prompt": "x"})" "\n", {f + ":1: cannot detect the data format", "--data-format"});
+  fails(R"({"prompt": "x"})" "\n", {f + ":1: cannot detect the data format", "--format"});
   fails(good, {f + ":1: missing field \"conversations\" or \"messages\" (chat format)"},
         DataFormat::Chat);
   fails(R"({"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]})" "\n",
@@ -522,10 +543,13 @@ TEST_F(Data, BadInputNamesFileAndLine) {
   fails(R"({"input_ids": [1, 2], "labels": [1]})" "\n", {f + ":1: \"labels\" has 1 entries"});
   fails(R"({"input_ids": [1, "x"]})" "\n", {f + ":1: input_ids[1] must be an integer, got string"});
   fails(R"({"input_ids": [1, 100000]})" "\n", {f + ":1: token id 100000 is outside the tokenizer's vocabulary"});
+  write_file(tmp / "p.txt", "the sky\n");
+  expect_error([&] { DataOptions o = options(tmp / "p.txt"); o.format = DataFormat::Alpaca; load_datasets(o); },
+               {tmp / "p.txt", ": a .txt file is plain text, but --format is alpaca"});
   write_file(f, R"({"text": "the sky"})" "\n");
   expect_error([&] { DataOptions o = options(f); o.tmpl = Template::Alpaca; load_datasets(o); },
                {f + ":1: template alpaca needs instruction/output records"});
-  expect_error([] { parse_data_format("xml"); }, {"--data-format: unknown data format \"xml\""});
+  expect_error([] { parse_data_format("xml"); }, {"--format: unknown data format \"xml\""});
   expect_error([] { parse_template("vicuna"); }, {"--template: unknown template \"vicuna\""});
   expect_error([&] { DataOptions o; o.path = tmp / "missing.jsonl"; load_datasets(o); },
                {tmp / "missing.jsonl", "cannot open data file"});

@@ -6,6 +6,23 @@
 #include "lora/peft_io.h"
 
 namespace abm {
+namespace {
+
+void export_on_rank0(const std::string& model_dir, const std::string& adapter_dir,
+                     const std::string& out, const std::string& merge, at::ScalarType dtype) {
+  if (!out.empty()) {
+    LlamaModel model = LlamaModel::load(model_dir);
+    PeftAdapter a = import_peft(adapter_dir, model);
+    export_peft(a.adapters, model_dir, out);
+    log0("export: adapter -> ", out);
+  }
+  if (!merge.empty()) {
+    merge_to_model_dir(model_dir, adapter_dir, merge, dtype);
+    log0("export: merged model -> ", merge);
+  }
+}
+
+}  // namespace
 
 int cmd_export(int argc, char** argv) {
   struct {
@@ -18,19 +35,11 @@ int cmd_export(int argc, char** argv) {
       ("merge", po::value(&cfg.merge)->default_value(""), "write base + adapter merged here (HF model)")
       ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "merged model dtype: fp32 | bf16");
   if (!opts.parse(argc, argv)) return 0;
-  ABM_REQUIRE(!cfg.out.empty() || !cfg.merge.empty(), "export: give --out DIR and/or --merge DIR");
-  at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
-  if (Runtime::rank() != 0) return 0;
-  if (!cfg.out.empty()) {
-    LlamaModel model = LlamaModel::load(cfg.model);
-    PeftAdapter a = import_peft(cfg.adapter, model);
-    export_peft(a.adapters, cfg.model, cfg.out);
-    log0("export: adapter -> ", cfg.out);
-  }
-  if (!cfg.merge.empty()) {
-    merge_to_model_dir(cfg.model, cfg.adapter, cfg.merge, dtype);
-    log0("export: merged model -> ", cfg.merge);
-  }
+  Runtime::agree([&] {
+    ABM_REQUIRE(!cfg.out.empty() || !cfg.merge.empty(), "export: give --out DIR and/or --merge DIR");
+    at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
+    if (Runtime::rank() == 0) export_on_rank0(cfg.model, cfg.adapter, cfg.out, cfg.merge, dtype);
+  });
   return 0;
 }
 

@@ -62,18 +62,17 @@ int cmd_generate(int argc, char** argv) {
       ("print-ids", po::bool_switch(&cfg.print_ids), "print the generated token ids");
   if (!opts.parse(argc, argv)) return 0;
   opts.print_table();
-  ABM_REQUIRE(cfg.max_new_tokens > 0, "--max-new-tokens must be positive");
-  ABM_REQUIRE(cfg.temperature >= 0, "--temperature must be >= 0");
-  ABM_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "--top-p must be in (0, 1]");
 
   LlamaModel model;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<PeftAdapter> adapter;  // stays attached to the model while generating
   std::vector<int64_t> prompt;
-  at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
   Runtime::agree([&] {
+    ABM_REQUIRE(cfg.max_new_tokens > 0, "--max-new-tokens must be positive");
+    ABM_REQUIRE(cfg.temperature >= 0, "--temperature must be >= 0");
+    ABM_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "--top-p must be in (0, 1]");
     LoadOptions lo;
-    lo.dtype = dtype;
+    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
     model = LlamaModel::load(cfg.model, lo);
     if (!cfg.adapter.empty()) adapter = std::make_unique<PeftAdapter>(import_peft(cfg.adapter, model));
     std::string tp = tokenizer_path(cfg.model);

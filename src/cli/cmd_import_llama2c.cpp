@@ -19,10 +19,13 @@ int cmd_import_llama2c(int argc, char** argv) {
   opts.positional("in");
   opts.positional("out");
   if (!opts.parse(argc, argv)) return 0;
-  at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
   Llama2cInfo info;
-  LlamaModel m = import_llama2c(cfg.in, &info);
-  if (Runtime::rank() == 0) m.save(cfg.out, dtype);
+  LlamaModel m;
+  Runtime::agree([&] {
+    at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
+    m = import_llama2c(cfg.in, &info);
+    if (Runtime::rank() == 0) m.save(cfg.out, dtype);
+  });
   const LlamaConfig& c = m.config();
   log0("import-llama2c: ", cfg.in, " (format ", info.version == 0 ? "legacy" : cat("v", info.version),
        ", dim ", c.hidden, ", layers ", c.layers, ", heads ", c.heads, "/", c.kv_heads, " kv, vocab ",

@@ -38,10 +38,13 @@ int cmd_init_model(int argc, char** argv) {
                       {"max_position_embeddings", cfg.max_positions},
                       {"rope_theta", cfg.rope_theta},     {"rms_norm_eps", 1e-5},
                       {"tie_word_embeddings", cfg.tie}};
-  LlamaConfig c = LlamaConfig::from_json(j, "init-model options");
-  at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
-  LlamaModel m = LlamaModel::random(c, cfg.seed, at::kFloat, cfg.std);
-  if (Runtime::rank() == 0) m.save(cfg.out, dtype);
+  LlamaConfig c;
+  Runtime::agree([&] {
+    c = LlamaConfig::from_json(j, "init-model options");
+    at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
+    LlamaModel m = LlamaModel::random(c, cfg.seed, at::kFloat, cfg.std);
+    if (Runtime::rank() == 0) m.save(cfg.out, dtype);
+  });
   log0("init-model: ", c.total_params(), " parameters -> ", cfg.out);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/options.h"
 #include "model/llama_config.h"
@@ -47,18 +48,23 @@ int cmd_inspect(int argc, char** argv) {
   opts.positional("path");
   if (!opts.parse(argc, argv)) return 0;
 
-  LlamaConfig c = LlamaConfig::load(cfg.path + "/config.json");
-  TensorStore store(cfg.path);
+  LlamaConfig c;
+  std::unique_ptr<TensorStore> store;
+  Runtime::agree([&] {  // a bad directory is reported once, whatever the rank count
+    require_dir(cfg.path, "model");
+    c = LlamaConfig::load(cfg.path + "/config.json");
+    store = std::make_unique<TensorStore>(cfg.path);
+  });
   struct Sum {
     int64_t params = 0, bytes = 0;
     std::map<std::string, int> dtypes;
   };
   std::map<std::string, Sum> groups;
   Sum total;
-  for (auto& n : store.names()) {
+  for (auto& n : store->names()) {
     int64_t numel = 1;
-    for (auto d : store.shape(n)) numel *= d;
-    std::string dt = store.dtype(n);
+    for (auto d : store->shape(n)) numel *= d;
+    std::string dt = store->dtype(n);
     int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(dtype_from_name(dt)));
     for (Sum* s : {&groups[group_of(n)], &total}) {
       s->params += numel;

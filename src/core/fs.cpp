@@ -18,6 +18,12 @@ void make_dirs(const std::string& dir) {
               ec ? ec.message() : "exists as a file", ")");
 }
 
+void require_dir(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  ABM_REQUIRE(fs::exists(dir, ec), dir, ": no such ", what, " directory");
+  ABM_REQUIRE(fs::is_directory(dir, ec), dir, ": not a directory (expected a ", what, " directory)");
+}
+
 void write_text_atomic(const std::string& path, const std::string& text) {
   std::string tmp = cat(path, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

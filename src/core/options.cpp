@@ -39,6 +39,12 @@ Options::Options(std::string command, std::string summary)
 }
 
 bool Options::parse(int argc, char** argv) {
+  bool go = true;
+  Runtime::agree([&] { go = parse_local(argc, argv); });
+  return go;
+}
+
+bool Options::parse_local(int argc, char** argv) {
   try {
     auto parsed = po::command_line_parser(argc, argv).options(desc_).positional(pos_).run();
     po::store(parsed, vm_);

@@ -21,7 +21,8 @@ class Options {
   // Declare a positional argument bound to an option already added.
   void positional(const char* name, int max_count = 1) { pos_.add(name, max_count); }
 
-  // Returns false when --help was printed (the caller then exits 0).
+  // Returns false when --help was printed (the caller then exits 0). Collective: a bad
+  // option is reported once for the whole job (Runtime::agree), every rank exits 2.
   bool parse(int argc, char** argv);
   bool given(const std::string& name) const;
 
@@ -30,6 +31,7 @@ class Options {
   void print_table() const;  // rank 0 only
 
  private:
+  bool parse_local(int argc, char** argv);
   std::string command_, summary_;
   po::options_description desc_;
   po::positional_options_description pos_;

@@ -85,7 +85,7 @@ void Runtime::agree(const std::function<void()>& step) {
   ABM_MPI_CHECK(MPI_Bcast(buf.data(), len, MPI_CHAR, first, MPI_COMM_WORLD));
   if (g_rank == 0) {
     std::string text(buf.begin(), buf.end());
-    if (first != 0) text = cat("[rank ", first, "] ", text);
+    text = cat("[rank ", first, "] ", text);
     std::fprintf(stderr, "abmlora: error: %s\n", text.c_str());
     std::fflush(stderr);
   }

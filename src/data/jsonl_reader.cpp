@@ -101,7 +101,7 @@ DataFormat detect(const json& j, const std::string& where) {
   if (j.contains("text")) return DataFormat::Text;
   throw Error(cat(where, ": cannot detect the data format: the first record has none of the "
                   "fields text, instruction, conversations, messages, input_ids "
-                  "(or force one with --data-format)"));
+                  "(or force one with --format)"));
 }
 
 Record parse_record(const json& j, DataFormat f, const std::string& where) {
@@ -233,7 +233,7 @@ Records read_records(const std::string& path, DataFormat format) {
   out.format = format;
   if (ends_with(path, ".txt")) {
     ABM_REQUIRE(format == DataFormat::Auto || format == DataFormat::Text, path,
-                ": a .txt file is plain text, but --data-format is ", format_name(format));
+                ": a .txt file is plain text, but --format is ", format_name(format));
     out.format = DataFormat::Text;
     read_text_file(in, out);
   } else {

@@ -23,7 +23,7 @@ enum class DataFormat { Auto, Text, Alpaca, Chat, Tokens };
 
 // auto | text | alpaca | chat (aliases sharegpt, messages) | tokens; errors name `option`.
 DataFormat parse_data_format(const std::string& name,
-                             const std::string& option = "--data-format");
+                             const std::string& option = "--format");
 const char* format_name(DataFormat f);
 
 struct Message {

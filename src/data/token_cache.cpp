@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 
+#include "core/fs.h"
 #include "data/h5_check.h"
 
 namespace abm {
@@ -122,15 +123,6 @@ std::string read_str(hid_t obj, const char* name) {
   std::string buf(n, '\0');
   ABM_H5_CHECK(H5Aread(a, type, buf.data()));
   return std::string(buf.c_str());
-}
-
-void make_dirs(const std::string& dir) {
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos < dir.size() && dir[pos] != '/') continue;
-    std::string d = dir.substr(0, pos);
-    if (::mkdir(d.c_str(), 0777) != 0 && errno != EEXIST)
-      throw Error(cat(d, ": cannot create the token cache directory: ", std::strerror(errno)));
-  }
 }
 
 // Reads the arrays and rebuilds the examples; throws when anything does not add up.

@@ -4,16 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
 
 #include "core/check.h"
+#include "core/fs.h"
 
 namespace abm {
-namespace fs = std::filesystem;
 namespace {
 
 const char* kConfigFile = "adapter_config.json";
@@ -56,24 +54,6 @@ nlohmann::json peft_config_json(const LoraConfig& c, const std::string& base_mod
   j["target_modules"] = c.target_modules();  // PEFT dumps a set (any order); ours: layer order
   j["task_type"] = "CAUSAL_LM";
   return j;
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ABM_REQUIRE(out, tmp, ": cannot write (", std::strerror(errno), ")");
-    out << text;
-    out.flush();
-    ABM_REQUIRE(out.good(), tmp, ": write failed (disk full?)");
-  }
-  ABM_SYS_CHECK(std::rename(tmp.c_str(), path.c_str()), tmp, " -> ", path);
-}
-
-void make_dir(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  ABM_REQUIRE(!ec && fs::is_directory(dir), dir, ": cannot create directory (", ec.message(), ")");
 }
 
 // "base_model.model.model.layers.3.mlp.up_proj.lora_B.weight" -> module, layer, kind, 'B'
@@ -123,7 +103,7 @@ void export_peft(const AdapterSet& set, const std::string& base_model_path,
               "PEFT export needs the adapters of all ", set.model_layers(),
               " layers; this set covers layers [", set.first_layer(), ", ", set.last_layer(),
               ") (gather the adapters first)");
-  make_dir(out_dir);
+  make_dirs(out_dir);
   // Sorted by key: the data order safetensors' own writer uses for same-dtype tensors.
   std::map<std::string, at::Tensor> sorted;
   for (auto& m : set.modules()) {
@@ -279,7 +259,7 @@ void merge_to_model_dir(LlamaModel& model, AdapterSet& set, const std::string& o
                         at::ScalarType dtype, const std::string& tokenizer_dir) {
   ABM_REQUIRE(dtype == at::kFloat || dtype == at::kBFloat16,
               "merged model dtype must be fp32 or bf16");
-  make_dir(out_dir);
+  make_dirs(out_dir);
   set.merge();
   try {
     model.save(out_dir, dtype);
@@ -288,15 +268,7 @@ void merge_to_model_dir(LlamaModel& model, AdapterSet& set, const std::string& o
     throw;
   }
   set.unmerge();
-  if (tokenizer_dir.empty()) return;
-  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
-                           "special_tokens_map.json", "generation_config.json"}) {
-    fs::path src = fs::path(tokenizer_dir) / name;
-    if (!fs::exists(src)) continue;
-    std::error_code ec;
-    fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
-    ABM_REQUIRE(!ec, src.string(), ": cannot copy to ", out_dir, " (", ec.message(), ")");
-  }
+  if (!tokenizer_dir.empty()) copy_tokenizer_files(tokenizer_dir, out_dir);
 }
 
 void merge_to_model_dir(const std::string& base_dir, const std::string& adapter_dir,

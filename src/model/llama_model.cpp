@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "core/check.h"
+#include "core/fs.h"
 
 namespace abm {
 namespace {
@@ -20,6 +21,7 @@ at::ScalarType parse_dtype(const std::string& s, const std::string& option) {
 }
 
 LlamaModel LlamaModel::load(const std::string& dir, const LoadOptions& opts) {
+  require_dir(dir, "model");
   LlamaConfig cfg = LlamaConfig::load(dir + "/config.json");
   TensorStore store(dir);
   return build(

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/fs.h"
 
 namespace abm {
 namespace {
@@ -136,9 +137,7 @@ at::Tensor SafetensorsFile::read(const std::string& name, at::ScalarType dtype) 
 }
 
 TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
-  struct stat st;
-  ABM_REQUIRE(::stat(dir.c_str(), &st) == 0, dir, ": no such model directory");
-  ABM_REQUIRE(S_ISDIR(st.st_mode), dir, ": not a directory");
+  require_dir(dir, "model");
   std::string index = dir + "/model.safetensors.index.json";
   std::string single = dir + "/model.safetensors";
   if (file_exists(index)) {

@@ -49,6 +49,7 @@ def cmd_save(a):
     cfg = peft.LoraConfig(r=a.r, lora_alpha=alpha, lora_dropout=a.dropout, target_modules=targets,
                           init_lora_weights=True if a.init == "kaiming" else "gaussian",
                           task_type="CAUSAL_LM")
+    torch.manual_seed(0)  # PEFT draws lora_A from the global generator
     model = peft.get_peft_model(base_model(a.model_dir), cfg)
     if a.random_b is not None:
         g = torch.Generator().manual_seed(a.random_b)

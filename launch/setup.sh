@@ -12,6 +12,7 @@ PKGS=(
   libgtest-dev                              # tests
   nlohmann-json3-dev                        # config.json, safetensors headers
   libsentencepiece-dev sentencepiece        # tokenizer (+ spm_encode as a test reference)
+  dict-devil                                # real public-domain text for the demo data
   python3-torch python3-numpy python3-venv  # test oracle only (never used by the product)
 )
 

@@ -13,5 +13,6 @@ int cmd_train(int argc, char** argv);
 int cmd_pretrain(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_tokenizer(int argc, char** argv);
 
 }  // namespace abm

@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"import-llama2c", abm::cmd_import_llama2c, "convert a llama2.c checkpoint to an HF directory"},
     {"inspect", abm::cmd_inspect, "show a model directory's config, parameters and sizes"},
     {"init-model", abm::cmd_init_model, "create a randomly initialized LLaMA model directory"},
+    {"tokenizer", abm::cmd_tokenizer, "train a SentencePiece tokenizer, or encode text"},
     {"bench", abm::cmd_bench, "measure matmul peak and forward throughput"},
 };
 

@@ -1,7 +1,8 @@
 # comm_test: the MPI communicator, run under mpirun with 2 and 3 ranks (label mpi).
 # Own main() (MPI init/finalize around RUN_ALL_TESTS), so no GTest::gtest_main.
 add_executable(comm_test ${CMAKE_CURRENT_SOURCE_DIR}/comm_test.cpp)
-target_link_libraries(comm_test PRIVATE abmlora_lib GTest::gtest)
+target_link_libraries(comm_test PRIVATE abm_test_util)
+target_precompile_headers(comm_test REUSE_FROM abm_test_util)
 
 # The >2^31-element all_reduce (ABM_COMM_LARGE=1) runs only with 2 ranks: ~2.2 GB per
 # rank plus MPI buffers. RUN_SERIAL keeps the two entries from stacking memory and cores.

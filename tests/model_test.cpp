@@ -204,3 +204,23 @@ TEST(Llama2c, Stories260KGreedyMatchesMetaLayout) {
   EXPECT_LE(d, 0.1);
   EXPECT_GE(agree, 0.9);
 }
+
+// Sampling is seeded: the same seed repeats, top-k 1 is greedy, another seed differs.
+TEST(Model, SampledGenerationIsSeeded) {
+  TempDir tmp;
+  oracle("make_tiny_model.py " + (tmp / "m"));
+  LlamaModel m = LlamaModel::load(tmp / "m");
+  SampleOptions o;
+  o.max_new_tokens = 24;
+  o.stop_at_eos = false;
+  std::vector<int64_t> greedy = generate(m, {1, 5}, o);
+  o.temperature = 1.0;
+  o.top_p = 0.95;
+  o.seed = 1;
+  std::vector<int64_t> a = generate(m, {1, 5}, o), b = generate(m, {1, 5}, o);
+  EXPECT_EQ(a, b);
+  o.seed = 2;
+  EXPECT_NE(generate(m, {1, 5}, o), a);
+  o.top_k = 1;
+  EXPECT_EQ(generate(m, {1, 5}, o), greedy);
+}

@@ -73,11 +73,6 @@ bool Options::parse_local(int argc, char** argv) {
   return true;
 }
 
-bool Options::given(const std::string& name) const {
-  auto it = vm_.find(name);
-  return it != vm_.end() && !it->second.defaulted();
-}
-
 std::string Options::resolved_ini() const {
   std::map<std::string, std::string> sorted;
   for (auto& [k, v] : vm_)

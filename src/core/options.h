@@ -24,7 +24,6 @@ class Options {
   // Returns false when --help was printed (the caller then exits 0). Collective: a bad
   // option is reported once for the whole job (Runtime::agree), every rank exits 2.
   bool parse(int argc, char** argv);
-  bool given(const std::string& name) const;
 
   // "key = value" lines of every resolved option, sorted; used for tables and run dirs.
   std::string resolved_ini() const;

@@ -22,7 +22,6 @@ class AdamW {
   int64_t steps() const { return step_; }
   std::vector<at::Tensor>& exp_avg() { return m_; }     // per param, same shape
   std::vector<at::Tensor>& exp_avg_sq() { return v_; }  // per param, same shape
-  void set_steps(int64_t s) { step_ = s; }
 
  private:
   std::vector<at::Tensor> params_, m_, v_;

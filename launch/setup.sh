@@ -12,7 +12,8 @@ PKGS=(
   libgtest-dev                              # tests
   nlohmann-json3-dev                        # config.json, safetensors headers
   libsentencepiece-dev sentencepiece        # tokenizer (+ spm_encode as a test reference)
-  dict-devil                                # real public-domain text for the demo data
+  dict-devil dict-wn                        # real text: fine-tuning set (Devil's Dictionary),
+                                            #   pretraining text of the default (WordNet)
   python3-torch python3-numpy python3-venv  # test oracle only (never used by the product)
 )
 

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Makes the embedded default base model (models/default/) from scratch, with abmlora's own
+# full-parameter mode, in one seeded command:
+#
+#   bash launch/make_default_model.sh                 # -> models/default/ (committed)
+#   WIDTH=2 bash launch/make_default_model.sh         # -> models/default-w2/ (~4x params)
+#
+#   1. data: WordNet 3.0 glosses (Debian dict-wn; data/prepare_wordnet.sh), one gloss per
+#      example, every 117th gloss held out for evaluation; Devil's Dictionary text (Debian
+#      dict-devil; data/prepare_devil.sh) only for the tokenizer, so the fine-tuning set
+#      stays unseen by the base model
+#   2. a 2048-piece SentencePiece BPE tokenizer on WordNet (train part) + Devil's Dictionary
+#   3. init-model (seeded): hidden 256*WIDTH, intermediate 688*WIDTH, 6 layers, 8 query
+#      heads, 4 KV heads, vocab 2048, tied head, 256 positions
+#   4. pretrain all weights on RANKS ranks (1 thread each): packed 256-token rows, global
+#      batch 16 rows, AdamW, cosine schedule; eval on the held-out glosses
+#   5. OUT/: config.json, model.safetensors (fp32), tokenizer.model, RECIPE.md (command,
+#      seed, data, losses, wall time), pretrain_metrics.jsonl
+#
+# Settings (environment): SEED (0), WIDTH (1), STEPS (300), LR (2e-3), RANKS (2),
+# OUT (models/default, or models/default-wWIDTH), WORK (runs/make-default-model-wWIDTH),
+# ABMLORA (binary; default: install packages, build, use build/abmlora).
+# Same seed, same settings, same packages -> the same data, tokenizer, init and data order;
+# the weights agree up to floating-point reduction order (thread/BLAS dependent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEED=${SEED:-0}
+WIDTH=${WIDTH:-1}
+STEPS=${STEPS:-300}
+LR=${LR:-2e-3}
+RANKS=${RANKS:-2}
+if [ "$WIDTH" = 1 ]; then OUT=${OUT:-models/default}; else OUT=${OUT:-models/default-w$WIDTH}; fi
+WORK=${WORK:-runs/make-default-model-w$WIDTH}
+HIDDEN=$((256 * WIDTH)); INTER=$((688 * WIDTH)); LAYERS=6; HEADS=8; KV=4; VOCAB=2048
+MAXLEN=256; BATCH=16; MICRO=8; WARMUP=30; HELDOUT=1000
+
+t_all=$(date +%s)
+bash launch/setup.sh
+if [ -z "${ABMLORA:-}" ]; then
+  bash launch/build.sh --target abmlora
+  ABMLORA=$PWD/build/abmlora
+fi
+export ABMLORA
+ABM=$ABMLORA
+echo "make_default_model: seed $SEED, width $WIDTH, $STEPS steps on $RANKS ranks -> $OUT"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+# 1. Data.
+HELDOUT=$HELDOUT bash data/prepare_wordnet.sh "$WORK/data"
+bash data/prepare_devil.sh "$WORK/data"
+
+# 2. Tokenizer (deterministic: spm_train BPE on one thread).
+cat "$WORK/data/wordnet_train.txt" "$WORK/data/devil.txt" > "$WORK/data/tokenizer_text.txt"
+$ABM tokenizer --train "$WORK/data/tokenizer_text.txt" --out "$WORK/init" --vocab $VOCAB
+
+# 3. Seeded random init.
+$ABM init-model --out "$WORK/init" --hidden $HIDDEN --intermediate $INTER --layers $LAYERS \
+  --heads $HEADS --kv-heads $KV --vocab $VOCAB --max-positions $MAXLEN --tie --seed "$SEED"
+
+# 4. Pretrain all weights.
+t0=$(date +%s)
+launch/run -n "$RANKS" -- pretrain --model "$WORK/init" --data "$WORK/data/wordnet_train.txt" \
+  --eval-data "$WORK/data/wordnet_heldout.txt" --out "$WORK/pretrain" --pack \
+  --max-length $MAXLEN --truncate --global-batch $BATCH --micro-batch $MICRO --steps "$STEPS" \
+  --lr "$LR" --warmup $WARMUP --schedule cosine --min-lr-ratio 0.1 --weight-decay 0.1 \
+  --clip 1 --seed "$SEED" --eval-every $((STEPS / 3)) --log-every 10 2>&1 | tee "$WORK/pretrain.log"
+t1=$(date +%s)
+
+# 5. Evaluate (held-out WordNet, trained vs the random init) and write OUT.
+eval_loss() {  # MODEL DATA -> "loss perplexity"
+  launch/run -n "$RANKS" -- eval --model "$1" --data "$2" --max-length $MAXLEN --truncate \
+    2>&1 | sed -n 's/^eval: loss \([0-9.]*\) perplexity \([0-9.]*\).*/\1 \2/p'
+}
+read -r ev_loss ev_ppl <<< "$(eval_loss "$WORK/pretrain/model" "$WORK/data/wordnet_heldout.txt")"
+read -r ev0_loss ev0_ppl <<< "$(eval_loss "$WORK/init" "$WORK/data/wordnet_heldout.txt")"
+read -r dv_loss dv_ppl <<< "$(eval_loss "$WORK/pretrain/model" "$WORK/data/devil.txt")"
+read -r dv0_loss dv0_ppl <<< "$(eval_loss "$WORK/init" "$WORK/data/devil.txt")"
+# Train loss: token-weighted mean of the last 10 steps' batch losses.
+train_loss=$(awk -v n="$STEPS" '
+  { match($0, /"loss":[-0-9.e]+/); l = substr($0, RSTART + 7, RLENGTH - 7)
+    match($0, /"targets":[0-9]+/); t = substr($0, RSTART + 10, RLENGTH - 10)
+    match($0, /"step":[0-9]+/); s = substr($0, RSTART + 7, RLENGTH - 7)
+    if (s > n - 10) { sl += l * t; st += t } }
+  END { printf "%.4f", sl / st }' "$WORK/pretrain/metrics.jsonl")
+glosses=$(grep -c . "$WORK/data/wordnet_train.txt")
+heldout=$(grep -c . "$WORK/data/wordnet_heldout.txt")
+rows=$(sed -n 's/^data: .* in \([0-9]* rows, [0-9]* tokens\),.*/\1/p' "$WORK/pretrain.log" | head -1)
+params=$($ABM inspect "$WORK/pretrain/model" | sed -n 's/^ *parameters \([0-9]*\).*/\1/p')
+pkg_wn=$(dpkg-query -W -f='${Version}' dict-wn 2>/dev/null || echo "?")
+pkg_devil=$(dpkg-query -W -f='${Version}' dict-devil 2>/dev/null || echo "?")
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+cp "$WORK/pretrain/model/config.json" "$WORK/pretrain/model/model.safetensors" \
+   "$WORK/pretrain/model/tokenizer.model" "$OUT/"
+cp "$WORK/pretrain/metrics.jsonl" "$OUT/pretrain_metrics.jsonl"
+t_end=$(date +%s)
+cat > "$OUT/RECIPE.md" <<EOF
+# $(basename "$OUT") — recipe and measurements
+
+Made by \`SEED=$SEED WIDTH=$WIDTH STEPS=$STEPS LR=$LR RANKS=$RANKS bash launch/make_default_model.sh\`
+(abmlora commit $commit, $(date -u +%Y-%m-%d), $(nproc) cores).
+
+- Pretraining text: WordNet 3.0 glosses, Debian \`dict-wn\` $pkg_wn
+  (\`/usr/share/dictd/wn.dict.dz\`), by \`data/prepare_wordnet.sh\`: $glosses training glosses,
+  $heldout held out (every 117th); packed into $rows.
+- Tokenizer: SentencePiece BPE, $VOCAB pieces (byte fallback), trained on the training glosses
+  plus The Devil's Dictionary's definitions (Debian \`dict-devil\` $pkg_devil, \`data/prepare_devil.sh\`).
+- Model: LLaMA, hidden $HIDDEN, intermediate $INTER, $LAYERS layers, $HEADS heads / $KV KV heads,
+  vocab $VOCAB, tied head, $MAXLEN positions; $params parameters, stored fp32; init seed $SEED.
+- Pretraining: \`abmlora pretrain\` (all weights) on $RANKS ranks x 1 thread, $STEPS steps of
+  $BATCH packed $MAXLEN-token rows, AdamW lr $LR (warmup $WARMUP, cosine to 10%), weight decay 0.1,
+  clip 1, data-order seed $SEED. Per-step metrics: \`pretrain_metrics.jsonl\`.
+- Pretraining wall time: $((t1 - t0)) s; whole recipe: $((t_end - t_all)) s.
+
+| | loss (nats/token) | perplexity |
+|---|---|---|
+| train, last 10 steps | $train_loss | |
+| held-out WordNet glosses, this model | $ev_loss | $ev_ppl |
+| held-out WordNet glosses, the random init | $ev0_loss | $ev0_ppl |
+| Devil's Dictionary definitions (never trained on), this model | $dv_loss | $dv_ppl |
+| Devil's Dictionary definitions, the random init | $dv0_loss | $dv0_ppl |
+EOF
+cat "$OUT/RECIPE.md"
+du -sh "$OUT"

@@ -1,7 +1,14 @@
 // abmlora inspect PATH: what a model directory holds — config, parameters, dtypes, and
-// per-layer sizes — read from the safetensors headers only (no weights are loaded).
+// per-layer sizes — read from the safetensors headers only (no weights are loaded); or what
+// a checkpoint (CKPT.h5, a checkpoint directory, a run directory) holds and whether it
+// verifies (checkpoints/inspect.h).
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <map>
+
+#include "checkpoints/checkpoint_dir.h"
+#include "checkpoints/inspect.h"
 
 #include "cli/commands.h"
 #include "core/fs.h"
@@ -37,16 +44,44 @@ std::string group_of(const std::string& name) {
   return "norm";
 }
 
+bool exists(const std::string& p, bool dir) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+}
+
+// A checkpoint file, a directory of checkpoints, or a run directory (RUN/checkpoints):
+// the checkpoint report, or "" when `path` is none of these (then it is a model directory).
+std::string checkpoint_target(const std::string& path) {
+  if (exists(path, false) && path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0)
+    return path;
+  if (!exists(path, true) || exists(path + "/config.json", false)) return "";
+  if (!list_checkpoints(path).empty() || exists(path + "/latest", false)) return path;
+  if (exists(path + "/checkpoints", true)) return path + "/checkpoints";
+  return "";
+}
+
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
   struct {
     std::string path;
   } cfg;
-  Options opts("inspect", "Show what a model directory holds.\nUsage: abmlora inspect PATH");
-  opts.add()("path", po::value(&cfg.path)->required(), "model directory");
+  Options opts("inspect",
+               "Show what a model directory or a checkpoint holds.\n"
+               "Usage: abmlora inspect MODEL_DIR | CKPT.h5 | RUN_DIR[/checkpoints]\n"
+               "For checkpoints: exit status 0 when the file (or some file of the directory)\n"
+               "verifies, 1 when not.");
+  opts.add()("path", po::value(&cfg.path)->required(), "model directory, checkpoint or run directory");
   opts.positional("path");
   if (!opts.parse(argc, argv)) return 0;
+
+  const std::string ckpt = checkpoint_target(cfg.path);
+  if (!ckpt.empty()) {
+    if (Runtime::rank() != 0) return 0;
+    Inspection r = exists(ckpt, true) ? inspect_checkpoint_dir(ckpt) : inspect_checkpoint(ckpt);
+    std::fputs(r.text.c_str(), stdout);
+    return r.verifies ? 0 : 1;
+  }
 
   LlamaConfig c;
   std::unique_ptr<TensorStore> store;

@@ -1,0 +1,163 @@
+#include "checkpoints/inspect.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "checkpoints/checkpoint_dir.h"
+#include "checkpoints/checkpoint_file.h"
+#include "checkpoints/h5_io.h"
+#include "checkpoints/resume.h"
+
+namespace abm {
+namespace {
+
+std::string human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+int64_t file_size(const std::string& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 ? int64_t(st.st_size) : -1;
+}
+
+std::string shape_str(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+template <typename T>
+std::string list(const std::vector<T>& v, size_t max = 8) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < v.size() && i < max; ++i) os << (i ? ", " : "") << v[i];
+  if (v.size() > max) os << ", ... (" << v.size() << ")";
+  os << "]";
+  return os.str();
+}
+
+void describe(std::ostringstream& os, const CheckpointState& s) {
+  os << "  format " << kCheckpointFormat << " v" << s.format_version << ", written " << s.created
+     << " by abmlora " << s.tool_version << "\n";
+  os << "  step " << s.step << ", epoch " << s.epoch << ", samples seen " << s.samples_seen
+     << ", tokens seen " << s.tokens_seen << ", global batch " << s.global_batch
+     << ", world size " << s.world_size << "\n";
+  os << "  base model " << s.base_model << " (fingerprint " << s.base_fingerprint << ")\n";
+  os << "  trainable: " << (s.lora ? "LoRA " + s.lora->to_json().dump() : "all weights") << "\n";
+  const OptimizerState& o = s.optimizer;
+  os << "  optimizer: AdamW step " << o.step << ", betas " << o.beta1 << "/" << o.beta2 << ", eps "
+     << o.eps << ", weight decay " << o.weight_decay << ", moments for " << o.exp_avg.size()
+     << " tensors\n";
+  const LrSchedule& l = s.scheduler;
+  os << "  scheduler: " << l.kind << ", peak " << l.peak << ", warmup " << l.warmup << ", total "
+     << l.total << ", min ratio " << l.min_ratio << " (next lr " << l.at(s.step) << ")\n";
+  os << "  rng: sampler seed " << s.sampler_seed;
+  for (auto& [name, t] : s.rng) os << ", " << name << " " << shape_str(t) << " " << t.scalar_type();
+  os << "\n";
+  if (s.abm) {
+    const AbmProvenance& a = *s.abm;
+    os << "  abm: seed " << a.seed << ", margin " << a.margin << ", scope " << a.scope
+       << ", teacher " << (a.teacher.empty() ? "base model" : a.teacher) << ", " << a.steps
+       << " steps (lr " << a.lr << ", " << a.seconds << " s), " << a.samples.size()
+       << " samples, layers " << list(a.layers) << "\n";
+    if (!a.loss.empty())
+      os << "       loss " << a.loss.front() << " -> " << a.loss.back() << ", accuracy "
+         << list(a.accuracy) << "\n";
+  } else {
+    os << "  abm: none\n";
+  }
+  int64_t params = 0;
+  for (auto& [name, t] : s.trainable) params += t.numel();
+  os << "  " << (s.lora ? "adapter" : "params") << ": " << s.trainable.size() << " tensors, "
+     << params << " parameters, " << human(state_bytes(s)) << " of tensors with moments\n";
+  std::string module;
+  for (auto& [name, t] : s.trainable) {  // one line per module: "<module>  lora_A [..]  lora_B [..]"
+    std::string m = name.substr(0, name.rfind('.')), leaf = name.substr(name.rfind('.') + 1);
+    if (m != module) os << (module.empty() ? "" : "\n") << "    " << m, module = m;
+    os << "  " << leaf << " " << shape_str(t);
+  }
+  os << "\n  config:\n";
+  std::istringstream cfg(s.config);
+  for (std::string line; std::getline(cfg, line);) os << "    " << line << "\n";
+}
+
+// When the full read fails: whatever root attributes HDF5 can still read.
+void describe_raw(std::ostringstream& os, const std::string& path) {
+  H5Quiet quiet;
+  H5Id fapl(ckpt_fapl(), H5Pclose);
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
+  if (f < 0) return;
+  H5Id file(f, H5Fclose);
+  for (const char* name : {"format", "format_version", "step", "samples_seen", "created",
+                           "base_model", "base_fingerprint", "lora_config"}) {
+    try {
+      if (!has_attr(file, name)) continue;
+      H5Id a(ABM_H5_CHECK(H5Aopen(file, name, H5P_DEFAULT)), H5Aclose);
+      H5Id type(ABM_H5_CHECK(H5Aget_type(a)), H5Tclose);
+      bool str = H5Tget_class(type) == H5T_STRING;
+      os << "  " << name << ": " << (str ? get_str(file, name) : std::to_string(get_i64(file, name)))
+         << "\n";
+    } catch (const std::exception&) {
+      os << "  " << name << ": (unreadable)\n";
+    }
+  }
+}
+
+}  // namespace
+
+Inspection inspect_checkpoint(const std::string& path) {
+  std::ostringstream os;
+  Inspection out;
+  os << "checkpoint: " << path << " (" << human(double(file_size(path))) << ")\n";
+  try {
+    CheckpointState s = read_checkpoint(path);
+    describe(os, s);
+    out.verifies = true;
+    os << "verifies: yes (format, structure and every checksum)\n";
+  } catch (const Error& e) {
+    describe_raw(os, path);
+    os << "verifies: no (" << e.what() << ")\n";
+  }
+  out.text = os.str();
+  return out;
+}
+
+Inspection inspect_checkpoint_dir(const std::string& dir) {
+  std::ostringstream os;
+  Inspection out;
+  const std::vector<CheckpointFile> files = list_checkpoints(dir);
+  const std::string latest = read_latest(dir);
+  os << "checkpoints: " << dir << " (" << files.size() << " files, latest "
+     << (latest.empty() ? "none" : latest) << ")\n";
+  std::map<std::string, bool> good;
+  for (const CheckpointFile& c : files) {
+    std::string verdict = "yes";
+    try {
+      read_checkpoint(c.path);
+      good[c.path] = true;
+    } catch (const Error& e) {
+      verdict = std::string("no (") + e.what() + ")";
+    }
+    os << "  " << c.path.substr(c.path.rfind('/') + 1) << "  step " << c.step << "  "
+       << human(double(file_size(c.path))) << "  verifies: " << verdict << "\n";
+  }
+  std::string pick;
+  for (const CheckpointFile& c : resume_candidates(dir))
+    if (pick.empty() && good.count(c.path)) pick = c.path;
+  out.verifies = !pick.empty();
+  os << "--resume auto would take: "
+     << (!pick.empty() ? pick : files.empty() ? "nothing (start fresh)" : "nothing (error: none verifies)")
+     << "\n";
+  out.text = os.str();
+  return out;
+}
+
+}  // namespace abm

@@ -17,7 +17,7 @@
 #   5. OUT/: config.json, model.safetensors (fp32), tokenizer.model, RECIPE.md (command,
 #      seed, data, losses, wall time), pretrain_metrics.jsonl
 #
-# Settings (environment): SEED (0), WIDTH (1), STEPS (300), LR (2e-3), RANKS (2),
+# Settings (environment): SEED (0), WIDTH (1), STEPS (500), LR (2e-3), RANKS (2),
 # OUT (models/default, or models/default-wWIDTH), WORK (runs/make-default-model-wWIDTH),
 # ABMLORA (binary; default: install packages, build, use build/abmlora).
 # Same seed, same settings, same packages -> the same data, tokenizer, init and data order;
@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
 WIDTH=${WIDTH:-1}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-500}
 LR=${LR:-2e-3}
 RANKS=${RANKS:-2}
 if [ "$WIDTH" = 1 ]; then OUT=${OUT:-models/default}; else OUT=${OUT:-models/default-w$WIDTH}; fi

@@ -8,6 +8,7 @@ PKGS=(
   libtorch-dev libopenblas0-openmp          # LibTorch (CPU) + a fast BLAS for it
   libopenmpi-dev openmpi-bin                # MPI runtime
   libhdf5-dev                               # checkpoints
+  slurm-wlm munge                           # local one-node Slurm for the slurm tests/templates
   libboost-program-options-dev              # CLI
   libgtest-dev                              # tests
   nlohmann-json3-dev                        # config.json, safetensors headers

@@ -11,6 +11,7 @@ PKGS=(
   slurm-wlm munge                           # local one-node Slurm for the slurm tests/templates
   libboost-program-options-dev              # CLI
   libgtest-dev                              # tests
+  gnuplot-nox                               # abmlora report: loss / information-loss PNGs
   nlohmann-json3-dev                        # config.json, safetensors headers
   libsentencepiece-dev sentencepiece        # tokenizer (+ spm_encode as a test reference)
   dict-devil dict-wn                        # real text: fine-tuning set (Devil's Dictionary),

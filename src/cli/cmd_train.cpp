@@ -1,5 +1,7 @@
 // abmlora train / pretrain: validate everything on every rank, attach the adapters, run
 // the data-parallel trainer, evaluate, export. `pretrain` is `train --full` (all weights).
+#include "abm/abm_init.h"
+#include "abm/info_loss.h"
 #include "cli/commands.h"
 #include "comm/communicator.h"
 #include "core/fs.h"
@@ -13,12 +15,15 @@ namespace {
 
 int run_train(int argc, char** argv, bool pretrain) {
   TrainConfig cfg;
+  AbmConfig abm;
   Options opts(pretrain ? "pretrain" : "train",
                pretrain ? "Train all weights of a model (makes small base models)."
                         : "LoRA fine-tuning, data parallel over MPI ranks.");
   cfg.declare(opts);
+  if (!pretrain) abm.declare(opts);
   if (!opts.parse(argc, argv)) return 0;
   if (pretrain) cfg.full = true;
+  abm.seed = cfg.seed;
   opts.print_table();
   auto comm = make_mpi_communicator();
 
@@ -29,12 +34,18 @@ int run_train(int argc, char** argv, bool pretrain) {
   Runtime::agree([&] {
     cfg.validate(comm->size());
     ABM_REQUIRE(!cfg.full || cfg.dtype == "fp32", "--full trains in fp32 only (use --dtype fp32)");
+    ABM_REQUIRE(!cfg.full || cfg.info_loss_every == 0, "--info-loss-every measures LoRA adapters, not --full");
+    if (cfg.init == "abm") abm.validate(comm->size());
     LoadOptions lo;
     lo.dtype = parse_dtype(cfg.dtype, "--dtype");
     model = LlamaModel::load(cfg.model, lo);
     data = load_datasets(cfg.data_options(model.config().vocab));
     ABM_REQUIRE(data.train.size() > 0, cfg.data, ": no training rows");
     if (cfg.full) return;
+    if (cfg.init == "abm") {
+      select_abm_layers(abm.layers, model.config().layers);
+      if (!abm.teacher_adapter.empty()) read_peft_config(abm.teacher_adapter);
+    }
     if (cfg.init == "adapter") {
       adapters = std::make_unique<AdapterSet>(std::move(import_peft(cfg.init_adapter, model).adapters));
     } else {
@@ -54,11 +65,34 @@ int run_train(int argc, char** argv, bool pretrain) {
   }
   comm->barrier();  // the run directory exists before anyone writes into it
 
-  // 2. Train.
+  // 2. ABM initialization (DESIGN §1): the adapters start from the boundary-matched state;
+  // the trainer below creates a fresh optimizer, so the ABM optimizer state is not carried.
+  if (cfg.init == "abm") {
+    AbmRun run = abm_initialize(abm, model, *adapters, data.train, *comm);
+    if (Runtime::rank() == 0) {
+      write_text_atomic(cfg.out + "/abm.json", abm_run_json(abm, run).dump(1) + "\n");
+      export_peft(*adapters, cfg.model, cfg.out + "/abm-adapter");
+    }
+  }
+
+  // 3. Train.
   Trainer trainer(cfg, model, adapters.get(), data, *comm);
+  if (cfg.info_loss_every > 0) {
+    // The probe batch is fixed for the run: the first global batch of the data order.
+    std::vector<int64_t> probe;
+    Sampler order(data.train.size(), cfg.seed);
+    for (int64_t n = 0; n < std::min(cfg.global_batch, data.train.size()); ++n)
+      probe.push_back(order.global_index(n));
+    trainer.on_step = [&, probe](int64_t step, nlohmann::json& rec) {
+      if (step % cfg.info_loss_every != 0 && step != 1) return;
+      ModelInfoLoss il = probe_information_loss(model, *adapters, data.train, probe,
+                                                cfg.micro_batch, *comm);
+      rec["info_loss"] = info_loss_json(il);
+    };
+  }
   trainer.run();
 
-  // 3. Evaluate and export.
+  // 4. Evaluate and export.
   if (data.eval.size() > 0) {
     EvalResult e = trainer.evaluate(data.eval);
     log0("eval: loss ", e.loss, ", perplexity ", e.ppl(), " over ", e.targets, " targets");

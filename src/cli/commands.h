@@ -14,5 +14,8 @@ int cmd_pretrain(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_tokenizer(int argc, char** argv);
+int cmd_abm_init(int argc, char** argv);
+int cmd_info_loss(int argc, char** argv);
+int cmd_report(int argc, char** argv);
 
 }  // namespace abm

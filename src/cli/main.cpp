@@ -21,6 +21,9 @@ struct Command {
 const Command kCommands[] = {
     {"train", abm::cmd_train, "LoRA fine-tuning, data parallel over MPI ranks"},
     {"pretrain", abm::cmd_pretrain, "train all weights (train --full), for small base models"},
+    {"abm-init", abm::cmd_abm_init, "ABM-LoRA initialization of a LoRA adapter (writes PEFT + abm.json)"},
+    {"info-loss", abm::cmd_info_loss, "information loss of an adapter's tangent space on a probe batch"},
+    {"report", abm::cmd_report, "compare runs: loss / information-loss curves (PNG) and a table"},
     {"eval", abm::cmd_eval, "loss and perplexity of a model (+ adapter) on a dataset"},
     {"export", abm::cmd_export, "PEFT adapter export, or merge an adapter into a full model"},
     {"generate", abm::cmd_generate, "generate text or token ids from a model"},

@@ -13,7 +13,7 @@ void TrainConfig::declare(Options& o) {
   o.add()("model", po::value(&model)->required(), "base model directory (HF layout)")
       ("out", po::value(&out)->default_value(out), "run directory (config, metrics, adapter)")
       ("dtype", po::value(&dtype)->default_value(dtype), "compute dtype: fp32 | bf16")
-      ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | adapter")
+      ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | adapter | abm (kaiming, then ABM: see --abm-*)")
       ("init-adapter", po::value(&init_adapter)->default_value(""), "PEFT directory for --init adapter")
       ("full", po::bool_switch(&full), "train all weights (no LoRA): for making base models")
       ("data", po::value(&data)->required(), "training data: .txt, or JSONL (text/alpaca/messages/input_ids)")
@@ -43,6 +43,7 @@ void TrainConfig::declare(Options& o) {
       ("weight-decay", po::value(&weight_decay)->default_value(weight_decay), "AdamW decoupled weight decay")
       ("clip", po::value(&clip)->default_value(clip), "global gradient-norm clip (0 = off)")
       ("seed", po::value(&seed)->default_value(seed), "seed of init, data order and dropout")
+      ("info-loss-every", po::value(&info_loss_every)->default_value(info_loss_every), "log the information loss every N steps on the first global batch (0 = off; LoRA only)")
       ("eval-every", po::value(&eval_every)->default_value(eval_every), "evaluate every N steps (0 = at the end)")
       ("log-every", po::value(&log_every)->default_value(log_every), "plain log line every N steps")
       ("drift-check-every", po::value(&drift_check_every)->default_value(drift_check_every), "compare replicas every N steps (0 = off)")
@@ -51,8 +52,8 @@ void TrainConfig::declare(Options& o) {
 
 void TrainConfig::validate(int data_ranks) const {
   parse_dtype(dtype, "--dtype");
-  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "adapter",
-              "--init: unknown \"", init, "\" (kaiming | gaussian | adapter)");
+  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "adapter" || init == "abm",
+              "--init: unknown \"", init, "\" (kaiming | gaussian | adapter | abm)");
   ABM_REQUIRE((init == "adapter") == !init_adapter.empty(),
               "--init adapter and --init-adapter DIR go together");
   ABM_REQUIRE(steps > 0 || epochs > 0, "give --steps N or --epochs N");
@@ -72,7 +73,7 @@ LoraConfig TrainConfig::lora() const {
   c.alpha = lora_alpha;
   c.dropout = lora_dropout;
   c.rslora = rslora;
-  c.init = init == "adapter" ? "kaiming" : init;
+  c.init = init == "adapter" || init == "abm" ? "kaiming" : init;  // ABM starts from kaiming
   c.seed = seed;
   c.targets.clear();
   std::stringstream ss(lora_targets);

@@ -13,7 +13,7 @@ namespace abm {
 struct TrainConfig {
   // what
   std::string model, out = "runs/train", dtype = "fp32";
-  std::string init = "kaiming";  // kaiming | gaussian | adapter
+  std::string init = "kaiming";  // kaiming | gaussian | adapter | abm
   std::string init_adapter;      // PEFT dir for --init adapter
   bool full = false;             // full-parameter training (no LoRA), for making base models
   // data
@@ -33,6 +33,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   // monitoring
   int64_t eval_every = 0, log_every = 10, drift_check_every = 50;
+  int64_t info_loss_every = 0;  // steps between information-loss probes (0 = off)
   int threads = 0;
 
   void declare(Options& o);  // binds every field to a --flag

@@ -108,6 +108,11 @@ void Trainer::run() {
        cfg_.global_batch / (cfg_.micro_batch * comm_.size()), "), ", params_.size(),
        " trainable tensors, matmul peak ", int(peak_gflops_), " GFLOP/s per rank");
   Progress progress(total_, cfg_.log_every, step_);
+  if (on_step && step_ == 0) {  // a record of the initial state (e.g. information loss at init)
+    nlohmann::json r0 = {{"step", 0}};
+    on_step(0, r0);
+    if (r0.size() > 1) metrics_.write(r0);
+  }
   while (step_ < total_) {
     StepResult r = train_step();
     int64_t T = r.positions / std::max<int64_t>(1, cfg_.global_batch);
@@ -126,6 +131,7 @@ void Trainer::run() {
       rec["eval_loss"] = e.loss;
       rec["eval_ppl"] = e.ppl();
     }
+    if (on_step) on_step(step_, rec);
     metrics_.write(rec);
     char status[160];
     std::snprintf(status, sizeof(status), "loss %.4f lr %.2e gnorm %.3f %.0f tok/s MFU %.0f%%",

@@ -4,6 +4,7 @@
 // The loss is the token-weighted mean over the whole global batch (losses are summed and
 // divided by the all-reduced target count), so 1 rank and N ranks follow one trajectory.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -44,6 +45,9 @@ class Trainer {
   const LrSchedule& schedule() const { return sched_; }
   // Throws if the trainable parameters differ between ranks (bitwise).
   void check_replicas();
+  // Called by run() after each step (all ranks) with the step's metrics record, to add
+  // fields (e.g. the information loss from src/abm) before it is written.
+  std::function<void(int64_t step, nlohmann::json& record)> on_step;
 
  private:
   const TrainConfig& cfg_;

@@ -1,0 +1,75 @@
+#include "abm/abm_config.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/check.h"
+#include "data/sampler.h"
+
+namespace abm {
+
+void AbmConfig::declare(Options& o) {
+  o.add()("abm-layers", po::value(&layers)->default_value(layers),
+          "ABM layers: last-half | all | last:N | list like 2,3,5")
+      ("abm-margin", po::value(&margin)->default_value(margin), "ABM margin m")
+      ("abm-samples", po::value(&samples)->default_value(samples), "representative samples (drawn by --seed)")
+      ("abm-steps", po::value(&steps)->default_value(steps), "ABM AdamW steps")
+      ("abm-lr", po::value(&lr)->default_value(lr), "ABM learning rate")
+      ("abm-weight-decay", po::value(&weight_decay)->default_value(weight_decay), "ABM AdamW weight decay")
+      ("abm-batch", po::value(&batch)->default_value(batch), "samples per ABM step (all ranks)")
+      ("abm-micro-batch", po::value(&micro_batch)->default_value(micro_batch), "samples per ABM forward on one rank")
+      ("abm-max-length", po::value(&max_length)->default_value(max_length), "tokens per representative sample")
+      ("teacher-adapter", po::value(&teacher_adapter)->default_value(""),
+       "PEFT dir: teacher = base + this adapter (default: the frozen base)");
+}
+
+void AbmConfig::validate(int data_ranks) const {
+  ABM_REQUIRE(margin >= 0, "--abm-margin must be >= 0");
+  ABM_REQUIRE(samples > 0, "--abm-samples must be positive");
+  ABM_REQUIRE(steps >= 0, "--abm-steps must be >= 0");
+  ABM_REQUIRE(lr > 0 && weight_decay >= 0, "--abm-lr must be positive, --abm-weight-decay >= 0");
+  ABM_REQUIRE(max_length > 1, "--abm-max-length must be at least 2");
+  ABM_REQUIRE(batch <= samples, "--abm-batch (", batch, ") exceeds --abm-samples (", samples, ")");
+  rank_slice(0, batch, 0, data_ranks, micro_batch);  // divisibility, named like the trainer's
+  select_abm_layers(layers, 1 << 20);  // syntax only; the range is checked against the model
+}
+
+std::vector<int64_t> select_abm_layers(const std::string& spec, int64_t n) {
+  std::vector<int64_t> out;
+  auto bad = [&](const std::string& why) {
+    return Error(cat("--abm-layers \"", spec, "\": ", why,
+                     " (last-half | all | last:N | comma list of indices)"));
+  };
+  if (spec == "last-half") {
+    for (int64_t i = n / 2; i < n; ++i) out.push_back(i);
+  } else if (spec == "all") {
+    for (int64_t i = 0; i < n; ++i) out.push_back(i);
+  } else if (spec.rfind("last:", 0) == 0) {
+    int64_t k = 0;
+    try { k = std::stoll(spec.substr(5)); } catch (...) { throw bad("N is not a number"); }
+    if (k < 1 || k > n) throw bad(cat("N must be in [1, ", n, "]"));
+    for (int64_t i = n - k; i < n; ++i) out.push_back(i);
+  } else {
+    std::stringstream ss(spec);
+    for (std::string t; std::getline(ss, t, ',');) {
+      size_t used = 0;
+      int64_t i = -1;
+      try { i = std::stoll(t, &used); } catch (...) { throw bad(cat("\"", t, "\" is not a layer index")); }
+      if (used != t.size()) throw bad(cat("\"", t, "\" is not a layer index"));
+      if (i < 0 || i >= n) throw bad(cat("layer ", i, " is outside [0, ", n, ")"));
+      out.push_back(i);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
+  if (out.empty()) throw bad("selects no layer");
+  return out;
+}
+
+std::vector<double> abm_layer_weights(int64_t n) {
+  std::vector<double> c(n);
+  for (int64_t j = 0; j < n; ++j) c[j] = double(j + 1) * double(j + 1) / (double(n) * double(n));
+  return c;
+}
+
+}  // namespace abm

@@ -1,0 +1,150 @@
+#include "abm/abm_trainer.h"
+
+#include <set>
+
+#include "abm/gate_tap.h"
+#include "core/check.h"
+#include "core/timer.h"
+#include "data/sampler.h"
+#include "lora/init.h"
+#include "train/adamw.h"
+#include "train/grad_buffer.h"
+
+namespace abm {
+namespace {
+
+std::vector<int64_t> samples_of(const SampleRange& r, int64_t N) {
+  std::vector<int64_t> k;
+  for (int64_t n = r.begin; n < r.end; ++n) k.push_back(n % N);
+  return k;
+}
+
+int64_t tokens_of(const RepresentativeBatch& rb, const std::vector<int64_t>& which) {
+  int64_t t = 0;
+  for (int64_t k : which) t += static_cast<int64_t>(rb.ids[k].size());
+  return t;
+}
+
+}  // namespace
+
+AbmTrainer::AbmTrainer(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
+                       const RepresentativeBatch& rb, std::vector<int64_t> layers,
+                       std::vector<double> coef, Communicator& comm,
+                       const std::vector<at::Tensor>* inputs)
+    : cfg_(cfg), model_(model), student_(student), rb_(rb), layers_(std::move(layers)),
+      coef_(std::move(coef)), comm_(comm), inputs_(inputs),
+      params_(student.parameters()), units_(model.config().intermediate) {
+  ABM_CHECK(layers_.size() == coef_.size(), "one coefficient per selected layer");
+  ABM_CHECK(rb_.size() > 0, "empty representative batch");
+}
+
+std::vector<int64_t> AbmTrainer::needed_samples() const {
+  const int64_t N = rb_.size();
+  std::set<int64_t> need;
+  // Steps cycle through the batch, so after N / gcd steps the slices repeat.
+  for (int64_t s = 0; s < cfg_.steps && static_cast<int64_t>(need.size()) < N; ++s)
+    for (const SampleRange& r : rank_slice(s, cfg_.batch, comm_.rank(), comm_.size(), cfg_.micro_batch))
+      for (int64_t k : samples_of(r, N)) need.insert(k);
+  SampleRange mine = shard(N, comm_.rank(), comm_.size());
+  for (int64_t k = mine.begin; k < mine.end; ++k) need.insert(k);
+  return {need.begin(), need.end()};
+}
+
+void AbmTrainer::capture_base_teacher() {
+  student_.set_enabled(false);
+  student_.set_train(false);
+  teacher_ = capture_teacher(model_, rb_, layers_, needed_samples(), cfg_.micro_batch, inputs_);
+  student_.set_enabled(true);
+}
+
+double AbmTrainer::step(int64_t s) {
+  for (auto& p : params_) p.mutable_grad() = at::Tensor();
+  student_.set_train(true);
+  const int64_t N = rb_.size();
+  // The step's token count over all ranks is known everywhere (every rank holds the batch).
+  std::vector<int64_t> all;
+  for (int64_t n = s * cfg_.batch; n < (s + 1) * cfg_.batch; ++n) all.push_back(n % N);
+  const double denom = double(tokens_of(rb_, all)) * double(units_);
+  double loss = 0;
+  GateTaps taps(model_, layers_);
+  for (const SampleRange& r : rank_slice(s, cfg_.batch, comm_.rank(), comm_.size(), cfg_.micro_batch)) {
+    std::vector<int64_t> which = samples_of(r, N);
+    PaddedSamples p = pad_samples(rb_, which);
+    // Dropout masks depend on (seed, global sample number) only, like the trainer's.
+    student_.reseed_dropout(module_seed(cfg_.seed, std::to_string(r.begin), "abm-step"));
+    model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
+    at::Tensor L = at::zeros({}, at::kFloat);
+    for (size_t j = 0; j < layers_.size(); ++j) {
+      at::Tensor on = padded_signs(teacher_, j, which, p.ids.size(1));
+      L = L + boundary_loss_sum(taps.output(j), on, p.real, cfg_.margin) * (coef_[j] / denom);
+    }
+    taps.clear();
+    L.backward();
+    loss += L.item<double>();
+  }
+  return loss;  // this rank's part; the caller's all-reduce makes it global
+}
+
+BoundaryReport AbmTrainer::report() {
+  at::NoGradGuard ng;
+  student_.set_train(false);
+  BoundaryReport rep;
+  rep.layers.resize(layers_.size());
+  SampleRange mine = shard(rb_.size(), comm_.rank(), comm_.size());
+  // [loss sum, then per layer: units, agree, violations] summed over ranks.
+  at::Tensor acc = at::zeros({1 + 3 * int64_t(layers_.size())}, at::kDouble);
+  GateTaps taps(model_, layers_);
+  for (int64_t k0 = mine.begin; k0 < mine.end; k0 += cfg_.micro_batch) {
+    std::vector<int64_t> which;
+    for (int64_t k = k0; k < std::min(mine.end, k0 + cfg_.micro_batch); ++k) which.push_back(k);
+    PaddedSamples p = pad_samples(rb_, which);
+    model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
+    for (size_t j = 0; j < layers_.size(); ++j) {
+      at::Tensor on = padded_signs(teacher_, j, which, p.ids.size(1));
+      acc[0] += boundary_loss_sum(taps.output(j), on, p.real, cfg_.margin).item<double>() * coef_[j];
+      BoundaryCounts c = boundary_counts(taps.output(j), on, p.real, cfg_.margin);
+      acc[1 + 3 * j] += double(c.units);
+      acc[2 + 3 * j] += double(c.agree);
+      acc[3 + 3 * j] += double(c.violations);
+    }
+    taps.clear();
+  }
+  comm_.all_reduce(acc);
+  rep.loss = acc[0].item<double>() / (double(rb_.tokens()) * double(units_));
+  for (size_t j = 0; j < layers_.size(); ++j) {
+    rep.layers[j].units = static_cast<int64_t>(acc[1 + 3 * j].item<double>());
+    rep.layers[j].agree = static_cast<int64_t>(acc[2 + 3 * j].item<double>());
+    rep.layers[j].violations = static_cast<int64_t>(acc[3 + 3 * j].item<double>());
+  }
+  return rep;
+}
+
+AbmResult AbmTrainer::run() {
+  Timer timer;
+  AbmResult res;
+  res.layers = layers_;
+  res.coef = coef_;
+  res.teacher_seconds = teacher_.seconds;
+  ABM_CHECK(teacher_.layers == layers_, "the teacher signs were captured for other layers");
+  AdamWOptions ao;
+  ao.weight_decay = cfg_.weight_decay;
+  AdamW opt(params_, ao);
+  GradBuffer grads(params_);
+  res.before = report();
+  for (int64_t s = 0; s < cfg_.steps; ++s) {
+    at::Tensor loss = at::tensor({step(s)}, at::kDouble);
+    grads.gather();
+    grads.all_reduce(&comm_, 1.0);
+    grads.scatter();
+    opt.step(cfg_.lr);
+    comm_.all_reduce(loss);
+    res.loss.push_back(loss.item<double>());
+  }
+  for (auto& p : params_) p.mutable_grad() = at::Tensor();
+  res.after = report();
+  student_.set_train(false);
+  res.seconds = timer.seconds();
+  return res;
+}
+
+}  // namespace abm

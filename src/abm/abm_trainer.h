@@ -1,0 +1,70 @@
+// The ABM optimization (DESIGN §1): AdamW on every LoRA parameter of a model range against
+// the boundary loss of the selected layers, fed by the representative batch. Works on any
+// layer range given its input hidden states, so a sharded run (issue "sharding") calls it
+// per stage; on one range it may also run data-parallel over `comm` (each ABM step's
+// samples split over ranks, one gradient all-reduce per step — 1 rank == N ranks).
+//
+// Step s uses samples n mod N for n in [s*batch, (s+1)*batch) (cycling through the batch
+// in drawn order); its loss is  L = sum_j coef_j * S_j / (tokens * units)  where S_j is
+// layer j's hinge sum over the step's real tokens (boundary_loss.h) and coef_j = c_j / n.
+#pragma once
+#include <vector>
+
+#include "abm/abm_config.h"
+#include "abm/boundary_loss.h"
+#include "abm/representative.h"
+#include "abm/teacher.h"
+#include "comm/communicator.h"
+#include "lora/adapter_set.h"
+
+namespace abm {
+
+// Loss and sign statistics of the whole representative batch (dropout off).
+struct BoundaryReport {
+  double loss = 0;                          // L over all samples
+  std::vector<BoundaryCounts> layers;       // per selected layer
+};
+
+struct AbmResult {
+  std::vector<int64_t> layers;   // selected absolute layers of this range
+  std::vector<double> coef;      // c_j / n
+  std::vector<double> loss;      // [steps] training loss per step (dropout on)
+  BoundaryReport before, after;  // at the init and after the last step
+  double teacher_seconds = 0, seconds = 0;  // teacher pass; optimization incl. reports
+};
+
+class AbmTrainer {
+ public:
+  // layers: the selected layers inside the model's range; coef: their c_j / n, where n
+  // counts the selected layers of the whole model. The student adapters are attached.
+  AbmTrainer(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
+             const RepresentativeBatch& rb, std::vector<int64_t> layers,
+             std::vector<double> coef, Communicator& comm,
+             const std::vector<at::Tensor>* inputs = nullptr);
+
+  // The samples this rank needs teacher signs for (its step slices and report shard).
+  std::vector<int64_t> needed_samples() const;
+  // Teacher = whatever is attached now with the student switched off (base teacher), or
+  // call with a teacher already captured (teacher adapter; capture before attaching).
+  void capture_base_teacher();
+  void set_teacher(TeacherSigns t) { teacher_ = std::move(t); }
+
+  double step(int64_t s);        // one AdamW step; returns its global loss
+  BoundaryReport report();       // over the whole batch, sharded over ranks, dropout off
+  AbmResult run();               // report, cfg.steps steps, report
+
+ private:
+  const AbmConfig& cfg_;
+  LlamaModel& model_;
+  AdapterSet& student_;
+  const RepresentativeBatch& rb_;
+  std::vector<int64_t> layers_;
+  std::vector<double> coef_;
+  Communicator& comm_;
+  const std::vector<at::Tensor>* inputs_;
+  TeacherSigns teacher_;
+  std::vector<at::Tensor> params_;
+  int64_t units_ = 0;  // intermediate size
+};
+
+}  // namespace abm

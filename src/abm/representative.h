@@ -1,0 +1,32 @@
+// The representative batch of ABM (DESIGN §2 phase 2): `samples` training examples drawn by
+// seed on rank 0 and broadcast (ids and lengths) to every rank, so all ranks and stages
+// see the same sequences even if their local data files differ in order.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "data/dataset.h"
+
+namespace abm {
+
+struct RepresentativeBatch {
+  std::vector<int64_t> indices;            // [N] example indices in the training set
+  std::vector<std::vector<int64_t>> ids;   // [N][len_k] token ids, len_k <= max_length
+  int64_t size() const { return static_cast<int64_t>(ids.size()); }
+  int64_t tokens() const;                  // sum of lengths
+};
+
+// Draws min(samples, examples) distinct examples of `train` (a seeded permutation's
+// prefix), cut to max_length tokens. Only rank 0 reads `train`; the result is broadcast.
+RepresentativeBatch draw_representative(const Dataset& train, int64_t samples,
+                                        int64_t max_length, uint64_t seed, Communicator& comm);
+
+// Samples k of the batch as right-padded tensors: ids [b, T] int64 (pad 0) and
+// real [b, T] bool (false at padding), T = the longest of them.
+struct PaddedSamples {
+  at::Tensor ids, real;
+};
+PaddedSamples pad_samples(const RepresentativeBatch& rb, const std::vector<int64_t>& which);
+
+}  // namespace abm

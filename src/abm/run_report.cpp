@@ -1,0 +1,123 @@
+#include "abm/run_report.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/check.h"
+#include "core/fs.h"
+
+namespace abm {
+
+RunCurves read_run(const std::string& dir) {
+  RunCurves r;
+  r.dir = dir;
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  r.name = d.substr(d.find_last_of('/') + 1);
+  const std::string path = dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  ABM_REQUIRE(in.good(), path, ": cannot read (is ", dir, " a run directory?)");
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try { j = nlohmann::json::parse(line); } catch (const std::exception& e) {
+      throw Error(cat(path, ":", line_no, ": not JSON (", e.what(), ")"));
+    }
+    if (!j.contains("step")) continue;
+    const int64_t s = j["step"].get<int64_t>();
+    if (j.contains("loss")) r.loss.push_back({s, j["loss"].get<double>()});
+    if (j.contains("eval_loss")) r.eval_loss.push_back({s, j["eval_loss"].get<double>()});
+    if (j.contains("info_loss")) r.info_loss.push_back({s, j["info_loss"]["total"].get<double>()});
+    if (j.contains("step_s")) r.train_seconds += j["step_s"].get<double>();
+  }
+  ABM_REQUIRE(!r.loss.empty(), path, ": no step records");
+  std::ifstream abm(dir + "/abm.json");
+  r.init = "lora";
+  if (abm.good()) {
+    nlohmann::json j = nlohmann::json::parse(abm);
+    r.init = "abm";
+    r.abm_seconds = j.value("teacher_seconds", 0.0) + j.value("seconds", 0.0);
+  }
+  return r;
+}
+
+double smoothed_loss(const RunCurves& r, int64_t k, int64_t smooth) {
+  double sum = 0;
+  int64_t n = 0;
+  for (auto& [s, l] : r.loss)
+    if (s <= k && s > k - smooth) sum += l, ++n;
+  return n ? sum / double(n) : std::nan("");
+}
+
+int64_t steps_to_reach(const RunCurves& r, double target, int64_t smooth) {
+  for (auto& [s, l] : r.loss)
+    if (smoothed_loss(r, s, smooth) <= target) return s;
+  return -1;
+}
+
+namespace {
+
+std::string plot(const std::vector<RunCurves>& runs, const std::string& out, bool info) {
+  std::ostringstream gp;
+  gp << "set terminal png size 900,540\nset output '" << out << (info ? "/info_loss.png" : "/loss.png")
+     << "'\nset xlabel 'step'\nset ylabel '" << (info ? "information loss (relative)" : "train loss")
+     << "'\nset key top right\nset grid\nplot ";
+  bool any = false;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& pts = info ? runs[i].info_loss : runs[i].loss;
+    if (pts.empty()) continue;
+    std::string dat = cat(out, "/", info ? "info" : "loss", "-", i, ".dat");
+    std::ofstream d(dat);
+    for (auto& [s, v] : pts) d << s << " " << v << "\n";
+    gp << (any ? ", " : "") << "'" << dat << "' with lines lw 2 title '" << runs[i].name << "'";
+    any = true;
+  }
+  if (!any) return "";
+  const std::string script = cat(out, info ? "/info_loss.gp" : "/loss.gp");
+  write_text_atomic(script, gp.str() + "\n");
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    return "warning: gnuplot not found (apt-get install gnuplot-nox); wrote " + script + "\n";
+  ABM_REQUIRE(std::system(("gnuplot " + script).c_str()) == 0, "gnuplot failed on ", script);
+  return cat("plot: ", out, info ? "/info_loss.png" : "/loss.png", "\n");
+}
+
+}  // namespace
+
+std::string make_report(const std::vector<RunCurves>& runs, const ReportOptions& o) {
+  ABM_REQUIRE(!runs.empty(), "report: give at least one run directory");
+  const RunCurves& first = runs.front();
+  const double target = o.target > 0 ? o.target
+                                     : smoothed_loss(first, first.loss.back().first, o.smooth);
+  std::ostringstream t;
+  char buf[64];
+  t << "run\tinit\tloss@1";
+  for (int64_t k : o.at) t << "\tloss@" << k;
+  std::snprintf(buf, sizeof(buf), "%.4f", target);
+  t << "\tsteps to " << buf << "\tinfo loss@1\tfinal eval\twall s (abm+train)\n";
+  for (const RunCurves& r : runs) {
+    auto num = [&](double x) {
+      std::snprintf(buf, sizeof(buf), "%.4f", x);
+      return std::string(x == x ? buf : "-");
+    };
+    t << r.name << "\t" << r.init << "\t" << num(r.loss.front().second);
+    for (int64_t k : o.at) t << "\t" << (k <= r.loss.back().first ? num(smoothed_loss(r, k, o.smooth)) : "-");
+    int64_t reach = steps_to_reach(r, target, o.smooth);
+    t << "\t" << (reach < 0 ? std::string("never") : std::to_string(reach));
+    t << "\t" << (!r.info_loss.empty() && r.info_loss.front().first <= 1 ? num(r.info_loss.front().second) : "-");
+    t << "\t" << (r.eval_loss.empty() ? "-" : num(r.eval_loss.back().second));
+    std::snprintf(buf, sizeof(buf), "%.1f", r.abm_seconds + r.train_seconds);
+    t << "\t" << buf << "\n";
+  }
+  if (!o.out.empty()) {
+    make_dirs(o.out);
+    t << plot(runs, o.out, false) << plot(runs, o.out, true);
+  }
+  return t.str();
+}
+
+}  // namespace abm

@@ -1,0 +1,62 @@
+// abmlora abm-init: the ABM-LoRA initialization alone. Takes train's options (one INI
+// serves both; the optimization ones are ignored) plus the --abm-* flags, and writes the
+// initialized adapter (PEFT format) and abm.json (loss curve, per-layer sign agreement and
+// margin violations before/after, time, the representative batch's indices).
+#include "abm/abm_init.h"
+#include "cli/commands.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "lora/peft_io.h"
+#include "train/train_config.h"
+
+namespace abm {
+
+int cmd_abm_init(int argc, char** argv) {
+  TrainConfig cfg;
+  AbmConfig abm;
+  Options opts("abm-init", "ABM-LoRA initialization: match the teacher's activation boundaries.");
+  cfg.declare(opts);
+  abm.declare(opts);
+  if (!opts.parse(argc, argv)) return 0;
+  if (cfg.steps == 0 && cfg.epochs == 0) cfg.steps = 1;  // train's schedule is not used here
+  if (cfg.out == "runs/train") cfg.out = "runs/abm-init";
+  cfg.init = "kaiming";  // the student starts from the standard init
+  abm.seed = cfg.seed;
+  opts.print_table();
+  auto comm = make_mpi_communicator();
+
+  LlamaModel model;
+  DataSplits data;
+  std::unique_ptr<AdapterSet> student;
+  Runtime::agree([&] {
+    cfg.validate(comm->size());
+    abm.validate(comm->size());
+    ABM_REQUIRE(!cfg.full, "abm-init initializes LoRA adapters; --full makes no sense here");
+    LoadOptions lo;
+    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
+    model = LlamaModel::load(cfg.model, lo);
+    select_abm_layers(abm.layers, model.config().layers);
+    if (!abm.teacher_adapter.empty()) read_peft_config(abm.teacher_adapter);
+    data = load_datasets(cfg.data_options(model.config().vocab));
+    ABM_REQUIRE(data.train.size() > 0, cfg.data, ": no training examples");
+    LoraConfig lc = cfg.lora();
+    lc.validate_for(model.config());
+    student = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
+  });
+  int threads = Runtime::set_threads(cfg.threads);
+  log0("abm-init: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
+
+  AbmRun run = abm_initialize(abm, model, *student, data.train, *comm);
+
+  if (Runtime::rank() == 0) {
+    make_dirs(cfg.out);
+    write_text_atomic(cfg.out + "/config.ini", opts.resolved_ini());
+    write_text_atomic(cfg.out + "/abm.json", abm_run_json(abm, run).dump(1) + "\n");
+    export_peft(*student, cfg.model, cfg.out + "/adapter");
+    log0("abm-init: adapter (PEFT format) ", cfg.out, "/adapter, report ", cfg.out, "/abm.json");
+  }
+  comm->barrier();
+  return 0;
+}
+
+}  // namespace abm

@@ -1,0 +1,46 @@
+// abmlora report RUN...: the comparison table of training runs (initial loss, loss at
+// fixed steps, steps to reach a target loss, information loss at step 1, final eval loss,
+// wall time including the ABM stage) and loss / information-loss curves as PNG.
+#include <iostream>
+#include <sstream>
+
+#include "abm/run_report.h"
+#include "cli/commands.h"
+#include "core/check.h"
+#include "core/fs.h"
+#include "core/options.h"
+#include "core/runtime.h"
+
+namespace abm {
+
+int cmd_report(int argc, char** argv) {
+  std::vector<std::string> runs;
+  std::string at = "10,50", out;
+  ReportOptions ro;
+  Options opts("report", "Compare training runs: a table and PNG curves.");
+  opts.add()("runs", po::value(&runs)->multitoken()->required(), "run directories (positional)")
+      ("at", po::value(&at)->default_value(at), "fixed steps for the table, comma list")
+      ("target", po::value(&ro.target)->default_value(0.0), "target loss (0 = the first run's final loss)")
+      ("smooth", po::value(&ro.smooth)->default_value(ro.smooth), "trailing window of steps for losses")
+      ("out", po::value(&out)->default_value(""), "folder for PNGs, data and table.tsv (default: RUN1/../report)");
+  opts.positional("runs", -1);
+  if (!opts.parse(argc, argv)) return 0;
+  std::vector<RunCurves> curves;
+  Runtime::agree([&] {
+    ABM_REQUIRE(ro.smooth > 0, "--smooth must be positive");
+    ro.at.clear();
+    std::stringstream ss(at);
+    for (std::string s; std::getline(ss, s, ',');) {
+      try { ro.at.push_back(std::stoll(s)); } catch (...) { throw Error("--at: \"" + s + "\" is not a step"); }
+    }
+    for (auto& r : runs) curves.push_back(read_run(r));
+  });
+  ro.out = out.empty() ? runs.front() + "/../report" : out;
+  if (Runtime::rank() != 0) return 0;
+  std::string table = make_report(curves, ro);
+  std::cout << table;
+  write_text_atomic(ro.out + "/table.tsv", table);
+  return 0;
+}
+
+}  // namespace abm

@@ -98,7 +98,7 @@ std::string make_report(const std::vector<RunCurves>& runs, const ReportOptions&
   t << "run\tinit\tloss@1";
   for (int64_t k : o.at) t << "\tloss@" << k;
   std::snprintf(buf, sizeof(buf), "%.4f", target);
-  t << "\tsteps to " << buf << "\tinfo loss@1\tfinal eval\twall s (abm+train)\n";
+  t << "\tsteps to " << buf << "\tinfo loss@init\tfinal eval\twall s (abm+train)\n";
   for (const RunCurves& r : runs) {
     auto num = [&](double x) {
       std::snprintf(buf, sizeof(buf), "%.4f", x);

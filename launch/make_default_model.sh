@@ -15,11 +15,12 @@
 #   4. pretrain all weights on RANKS ranks (1 thread each): packed 256-token rows, global
 #      batch 16 rows, AdamW, cosine schedule; eval on the held-out glosses
 #   5. OUT/: config.json, model.safetensors (fp32), tokenizer.model, RECIPE.md (command,
-#      seed, data, losses, wall time), pretrain_metrics.jsonl
+#      seed, data, losses, wall time), pretrain_loss.tsv (the loss curve)
 #
 # Settings (environment): SEED (0), WIDTH (1), STEPS (500), LR (2e-3), RANKS (2),
 # OUT (models/default, or models/default-wWIDTH), WORK (runs/make-default-model-wWIDTH),
-# ABMLORA (binary; default: install packages, build, use build/abmlora).
+# ABMLORA (binary; default: install packages, build, use build/abmlora), FINISH_ONLY=1 (redo
+# only step 5 from a finished WORK).
 # Same seed, same settings, same packages -> the same data, tokenizer, init and data order;
 # the weights agree up to floating-point reduction order (thread/BLAS dependent).
 set -euo pipefail
@@ -43,6 +44,13 @@ fi
 export ABMLORA
 ABM=$ABMLORA
 echo "make_default_model: seed $SEED, width $WIDTH, $STEPS steps on $RANKS ranks -> $OUT"
+if [ "${FINISH_ONLY:-0}" = 1 ]; then
+  # Only step 5, on WORK's finished steps 1-4 (e.g. to re-evaluate); keeps their times.
+  [ -f "$WORK/timing" ] && [ -f "$WORK/pretrain/model/model.safetensors" ] || {
+    echo "make_default_model: FINISH_ONLY=1 needs a finished $WORK" >&2; exit 2; }
+  read -r t_all t0 t1 < "$WORK/timing"
+  t_finish=$(date +%s)
+else  # steps 1-4
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
@@ -66,6 +74,9 @@ launch/run -n "$RANKS" -- pretrain --model "$WORK/init" --data "$WORK/data/wordn
   --lr "$LR" --warmup $WARMUP --schedule cosine --min-lr-ratio 0.1 --weight-decay 0.1 \
   --clip 1 --seed "$SEED" --eval-every $((STEPS / 3)) --log-every 10 2>&1 | tee "$WORK/pretrain.log"
 t1=$(date +%s)
+echo "$t_all $t0 $t1" > "$WORK/timing"
+t_finish=$t1
+fi  # FINISH_ONLY
 
 # 5. Evaluate (held-out WordNet, trained vs the random init) and write OUT.
 eval_loss() {  # MODEL DATA -> "loss perplexity"
@@ -76,12 +87,11 @@ read -r ev_loss ev_ppl <<< "$(eval_loss "$WORK/pretrain/model" "$WORK/data/wordn
 read -r ev0_loss ev0_ppl <<< "$(eval_loss "$WORK/init" "$WORK/data/wordnet_heldout.txt")"
 read -r dv_loss dv_ppl <<< "$(eval_loss "$WORK/pretrain/model" "$WORK/data/devil.txt")"
 read -r dv0_loss dv0_ppl <<< "$(eval_loss "$WORK/init" "$WORK/data/devil.txt")"
-# Train loss: token-weighted mean of the last 10 steps' batch losses.
-train_loss=$(awk -v n="$STEPS" '
-  { match($0, /"loss":[-0-9.e]+/); l = substr($0, RSTART + 7, RLENGTH - 7)
-    match($0, /"targets":[0-9]+/); t = substr($0, RSTART + 10, RLENGTH - 10)
-    match($0, /"step":[0-9]+/); s = substr($0, RSTART + 7, RLENGTH - 7)
-    if (s > n - 10) { sl += l * t; st += t } }
+# Train loss: token-weighted mean of the last 10 steps' batch losses; and a compact curve.
+field() { printf 'match($0, /"%s":[-0-9.e+]+/) { %s = substr($0, RSTART + %d, RLENGTH - %d) + 0 }\n' \
+  "$1" "$2" $((${#1} + 3)) $((${#1} + 3)); }
+curve_awk="$(field step s; field loss l; field targets t; field lr r; field tokens_per_s v; field eval_loss e)"
+train_loss=$(awk -v n="$STEPS" "{ e = \"\" } $curve_awk"' s > n - 10 { sl += l * t; st += t }
   END { printf "%.4f", sl / st }' "$WORK/pretrain/metrics.jsonl")
 glosses=$(grep -c . "$WORK/data/wordnet_train.txt")
 heldout=$(grep -c . "$WORK/data/wordnet_heldout.txt")
@@ -95,7 +105,9 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 cp "$WORK/pretrain/model/config.json" "$WORK/pretrain/model/model.safetensors" \
    "$WORK/pretrain/model/tokenizer.model" "$OUT/"
-cp "$WORK/pretrain/metrics.jsonl" "$OUT/pretrain_metrics.jsonl"
+awk "BEGIN { print \"step\\tloss\\tlr\\ttokens_per_s\\teval_loss\" } { e = \"\" } $curve_awk"'
+  { printf "%d\t%.4f\t%.3g\t%.0f\t%s\n", s, l, r, v, (e == "" ? "" : sprintf("%.4f", e)) }' \
+  "$WORK/pretrain/metrics.jsonl" > "$OUT/pretrain_loss.tsv"
 t_end=$(date +%s)
 cat > "$OUT/RECIPE.md" <<EOF
 # $(basename "$OUT") — recipe and measurements
@@ -112,8 +124,9 @@ Made by \`SEED=$SEED WIDTH=$WIDTH STEPS=$STEPS LR=$LR RANKS=$RANKS bash launch/m
   vocab $VOCAB, tied head, $MAXLEN positions; $params parameters, stored fp32; init seed $SEED.
 - Pretraining: \`abmlora pretrain\` (all weights) on $RANKS ranks x 1 thread, $STEPS steps of
   $BATCH packed $MAXLEN-token rows, AdamW lr $LR (warmup $WARMUP, cosine to 10%), weight decay 0.1,
-  clip 1, data-order seed $SEED. Per-step metrics: \`pretrain_metrics.jsonl\`.
-- Pretraining wall time: $((t1 - t0)) s; whole recipe: $((t_end - t_all)) s.
+  clip 1, data-order seed $SEED. Per-step loss, lr, tokens/s and held-out evals: \`pretrain_loss.tsv\`.
+- Pretraining wall time: $((t1 - t0)) s; whole recipe: $((t1 - t_all + t_end - t_finish)) s
+  (wall clock, so it includes whatever else the machine was running).
 
 | | loss (nats/token) | perplexity |
 |---|---|---|

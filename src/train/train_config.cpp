@@ -43,6 +43,8 @@ void TrainConfig::declare(Options& o) {
       ("weight-decay", po::value(&weight_decay)->default_value(weight_decay), "AdamW decoupled weight decay")
       ("clip", po::value(&clip)->default_value(clip), "global gradient-norm clip (0 = off)")
       ("seed", po::value(&seed)->default_value(seed), "seed of init, data order and dropout")
+      ("recompute", po::bool_switch(&recompute), "recompute each layer's activations in the backward (less memory, ~1.5x the FLOPs)")
+      ("backprop", po::value(&backprop)->default_value(backprop), "manual (hand-written, fast) | autograd (LibTorch autograd, reference)")
       ("info-loss-every", po::value(&info_loss_every)->default_value(info_loss_every), "log the information loss every N steps on the first global batch (0 = off; LoRA only)")
       ("eval-every", po::value(&eval_every)->default_value(eval_every), "evaluate every N steps (0 = at the end)")
       ("log-every", po::value(&log_every)->default_value(log_every), "plain log line every N steps")
@@ -62,6 +64,8 @@ void TrainConfig::validate(int data_ranks) const {
   ABM_REQUIRE(clip >= 0 && weight_decay >= 0, "--clip and --weight-decay must be >= 0");
   ABM_REQUIRE(max_length > 1, "--max-length must be at least 2");
   ABM_REQUIRE(schedule == "cosine" || schedule == "constant", "--schedule: cosine | constant");
+  ABM_REQUIRE(backprop == "manual" || backprop == "autograd", "--backprop: manual | autograd");
+  ABM_REQUIRE(!(recompute && backprop == "autograd"), "--recompute needs --backprop manual");
   ABM_REQUIRE(eval_fraction >= 0 && eval_fraction < 1, "--eval-fraction must be in [0, 1)");
   rank_slice(0, global_batch, 0, data_ranks, micro_batch);  // the divisibility error
   if (!full) lora().validate();

@@ -31,6 +31,9 @@ struct TrainConfig {
   double lr = 2e-4, min_lr_ratio = 0.0, weight_decay = 0.0, clip = 1.0;
   std::string schedule = "cosine";
   uint64_t seed = 0;
+  // execution
+  bool recompute = false;          // activation recomputation (one layer's activations live)
+  std::string backprop = "manual"; // manual (train/backprop.h) | autograd (LibTorch, reference)
   // monitoring
   int64_t eval_every = 0, log_every = 10, drift_check_every = 50;
   int64_t info_loss_every = 0;  // steps between information-loss probes (0 = off)

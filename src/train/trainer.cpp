@@ -26,6 +26,7 @@ Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters
   ao.weight_decay = cfg.weight_decay;
   opt_ = std::make_unique<AdamW>(params_, ao);
   grads_ = std::make_unique<GradBuffer>(params_);
+  if (cfg.backprop == "manual") backprop_ = std::make_unique<Backprop>(model, adapters, cfg.recompute);
   total_ = cfg.total_steps(data.train.size());
   sched_.peak = cfg.lr;
   sched_.warmup = cfg.warmup;
@@ -33,7 +34,7 @@ Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters
   sched_.min_ratio = cfg.min_lr_ratio;
   sched_.kind = cfg.schedule;
   peak_gflops_ = matmul_peak_gflops(1024, model.dtype());
-  metrics_ = MetricsLog(cfg.out + "/metrics.jsonl");
+  if (!cfg.out.empty()) metrics_ = MetricsLog(cfg.out + "/metrics.jsonl");  // "" = none (bench)
 }
 
 StepResult Trainer::train_step() {
@@ -54,10 +55,16 @@ StepResult Trainer::train_step() {
     // Dropout masks depend only on (seed, global sample number), not on which rank runs
     // the micro-batch, so any world size draws the same masks.
     if (adapters_) adapters_->reseed_dropout(module_seed(cfg_.seed, std::to_string(range.begin), "step"));
-    TokenLoss tl = token_loss_sum(batch_logits(model_, b), b.labels);
-    tl.sum.backward();
-    loss_sum += tl.sum.item<double>();
-    targets += tl.count;
+    if (backprop_) {
+      LossSum ls = backprop_->run(b);
+      loss_sum += ls.sum;
+      targets += ls.count;
+    } else {
+      TokenLoss tl = token_loss_sum(batch_logits(model_, b), b.labels);
+      tl.sum.backward();
+      loss_sum += tl.sum.item<double>();
+      targets += tl.count;
+    }
     positions += b.ids.numel();
   }
   // Totals of the global batch, then the gradient of the global token-weighted mean.

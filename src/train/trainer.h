@@ -14,6 +14,7 @@
 #include "data/sampler.h"
 #include "lora/adapter_set.h"
 #include "train/adamw.h"
+#include "train/backprop.h"
 #include "train/evaluate.h"
 #include "train/grad_buffer.h"
 #include "train/lr_schedule.h"
@@ -43,6 +44,8 @@ class Trainer {
   const std::vector<at::Tensor>& params() const { return params_; }
   AdamW& optimizer() { return *opt_; }
   const LrSchedule& schedule() const { return sched_; }
+  double peak_gflops() const { return peak_gflops_; }  // matmul peak measured at construction
+  Backprop* backprop() { return backprop_.get(); }     // null with --backprop autograd
   // Throws if the trainable parameters differ between ranks (bitwise).
   void check_replicas();
   // Called by run() after each step (all ranks) with the step's metrics record, to add
@@ -59,6 +62,7 @@ class Trainer {
   std::vector<at::Tensor> params_;
   std::unique_ptr<AdamW> opt_;
   std::unique_ptr<GradBuffer> grads_;
+  std::unique_ptr<Backprop> backprop_;  // null: LibTorch autograd through the model
   LrSchedule sched_;
   int64_t step_ = 0, total_ = 0;
   double peak_gflops_ = 0;

@@ -1,0 +1,102 @@
+#include "train/attention.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/check.h"
+
+namespace abm {
+namespace {
+
+// Rows [b*T, (b+1)*T) and columns of one head of an [N, ...] buffer.
+at::Tensor head_view(const at::Tensor& t, int64_t b, int64_t T, int64_t head, int64_t hd) {
+  return t.narrow(0, b * T, T).narrow(1, head * hd, hd);  // [T, hd], row stride kept
+}
+
+at::Tensor causal_mask(int64_t T) {
+  return at::ones({1, T, T}, at::kBool).triu(1);  // true above the diagonal
+}
+
+// The probabilities of query rows [r0, r0 + tb) over keys [0, r0 + tb): [tb, e] fp32, and
+// (when dt is not fp32) their cast to the compute dtype. Used by forward and backward, so
+// both see bitwise the same tile.
+at::Tensor probs_tile(const at::Tensor& q, const at::Tensor& k, const at::Tensor& masked,
+                      int64_t r0, int64_t tb, double scale_div) {
+  const int64_t e = r0 + tb;
+  at::Tensor s = at::mm(q.narrow(0, r0, tb), k.narrow(0, 0, e).t());  // [tb, e] compute dtype
+  s.div_(scale_div);
+  s = s.to(at::kFloat);
+  s.masked_fill_(masked.narrow(0, r0, tb).narrow(1, 0, e), -std::numeric_limits<float>::infinity());
+  return at::softmax(s, -1);
+}
+
+}  // namespace
+
+void attention_forward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, const at::Tensor& masked_in, at::Tensor out) {
+  const int64_t B = d.B, T = d.T, hd = d.head_dim, nkv = d.kv_heads, rep = d.heads / d.kv_heads;
+  ABM_CHECK(q.size(0) == B * T && out.size(0) == B * T, "attention: rows ", q.size(0), " vs B*T ", B * T);
+  const at::Tensor masked = masked_in.defined() ? masked_in : causal_mask(T);
+  const double div = std::sqrt(double(hd));
+  const int64_t block = std::max<int64_t>(1, d.block);
+  at::parallel_for(0, B * nkv, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / nkv, g = task % nkv;
+      at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
+      at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
+      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+        at::Tensor qb = head_view(q, b, T, h, hd), ob = head_view(out, b, T, h, hd);
+        for (int64_t r0 = 0; r0 < T; r0 += block) {
+          const int64_t tb = std::min(block, T - r0);
+          at::Tensor p = probs_tile(qb, kb, mb, r0, tb, div).to(q.scalar_type());
+          at::Tensor o = ob.narrow(0, r0, tb);
+          at::mm_out(o, p, vb.narrow(0, 0, r0 + tb));
+        }
+      }
+    }
+  });
+}
+
+void attention_backward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, const at::Tensor& masked_in, const at::Tensor& dout,
+                        at::Tensor dq, at::Tensor dk, at::Tensor dv) {
+  const int64_t B = d.B, T = d.T, hd = d.head_dim, nkv = d.kv_heads, rep = d.heads / d.kv_heads;
+  const at::Tensor masked = masked_in.defined() ? masked_in : causal_mask(T);
+  const double div = std::sqrt(double(hd));
+  const int64_t block = std::max<int64_t>(1, d.block);
+  const at::ScalarType dt = q.scalar_type();
+  at::parallel_for(0, B * nkv, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / nkv, g = task % nkv;
+      at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
+      at::Tensor dkb = head_view(dk, b, T, g, hd), dvb = head_view(dv, b, T, g, hd);
+      dkb.zero_();
+      dvb.zero_();
+      at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
+      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+        at::Tensor qb = head_view(q, b, T, h, hd), dob = head_view(dout, b, T, h, hd);
+        at::Tensor dqb = head_view(dq, b, T, h, hd);
+        for (int64_t r0 = 0; r0 < T; r0 += block) {
+          const int64_t tb = std::min(block, T - r0), e = r0 + tb;
+          at::Tensor p = probs_tile(qb, kb, mb, r0, tb, div);  // [tb, e] fp32
+          at::Tensor pd = p.to(dt);
+          at::Tensor dob_t = dob.narrow(0, r0, tb);               // [tb, hd]
+          at::Tensor dvb_e = dvb.narrow(0, 0, e);
+          dvb_e.addmm_(pd.t(), dob_t);                            // dV += P^T dO
+          at::Tensor dp = at::mm(dob_t, vb.narrow(0, 0, e).t()).to(at::kFloat);  // [tb, e]
+          // softmax backward in fp32; masked entries have p = 0, so their gradient is 0
+          at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat).to(dt);
+          ds.div_(div);
+          at::Tensor dqt = dqb.narrow(0, r0, tb);
+          at::mm_out(dqt, ds, kb.narrow(0, 0, e));                // dQ = dS K
+          at::Tensor dkb_e = dkb.narrow(0, 0, e);
+          dkb_e.addmm_(ds.t(), qb.narrow(0, r0, tb));              // dK += dS^T Q
+        }
+      }
+    }
+  });
+}
+
+}  // namespace abm

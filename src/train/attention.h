@@ -1,0 +1,40 @@
+// Causal multi-head attention for training: forward and backward, hand-written for CPUs.
+//
+// Why not the model's batched version: LibTorch's CPU bmm on [B*heads, T, head_dim] runs
+// ~10x below the matmul peak here, and the [B, heads, T, T] score tensor makes every
+// elementwise pass (scale, mask, softmax, cast) a trip through memory. Instead, work is
+// split into (sequence, kv head) tasks over at::parallel_for; each task runs its heads with
+// single-threaded BLAS (OpenBLAS does not spawn threads inside an OpenMP region) on
+// [block, keys] score tiles that stay in cache, in query blocks that stop at the block's
+// last key, so the causal upper triangle is never computed. Nothing of size T x T is
+// kept for the backward: it recomputes each tile's probabilities with the same ops, so
+// they are bitwise those of the forward.
+//
+// Semantics are the model's (HF LlamaAttention): scores = (q k^T) / sqrt(head_dim) in the
+// compute dtype, masked, softmax in fp32, probabilities cast to the compute dtype, times v;
+// query head h reads kv head h / (heads / kv_heads). Masks must be causal (no query sees a
+// later key): plain causal or batch.h's block-diagonal causal mask of packed rows.
+#pragma once
+#include <torch/torch.h>
+
+namespace abm {
+
+struct AttnDims {
+  int64_t B = 0, T = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t block = 128;  // query rows per score tile
+};
+
+// q [N = B*T, heads*hd], k, v [N, kv_heads*hd]: row-major views (last dim contiguous, any
+// row stride, e.g. column slices of one qkv buffer), RoPE already applied to q and k.
+// masked: [1 or B, T, T] bool, true where query i must not see key j (may be undefined:
+// plain causal). out: [N, heads*hd] view, written.
+void attention_forward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, const at::Tensor& masked, at::Tensor out);
+
+// dout [N, heads*hd] -> dq [N, heads*hd] (written), dk, dv [N, kv_heads*hd] (zeroed, then
+// accumulated over the heads that share them).
+void attention_backward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, const at::Tensor& masked, const at::Tensor& dout,
+                        at::Tensor dq, at::Tensor dk, at::Tensor dv);
+
+}  // namespace abm

@@ -1,0 +1,412 @@
+#include "train/backprop.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include "core/check.h"
+#include "core/timer.h"
+#include "data/example.h"
+
+namespace abm {
+
+// Adds the wall time of a scope to Backprop::profile()[name] when profiling is on.
+struct ProfSpan {
+  ProfSpan(const Backprop* bp, const char* name) : bp_(const_cast<Backprop*>(bp)), name_(name) {}
+  ~ProfSpan() {
+    if (bp_->profiling_) bp_->prof_[name_] += t_.seconds();
+  }
+  Backprop* bp_;
+  const char* name_;
+  Timer t_;
+};
+
+namespace {
+
+const char* const kKinds[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+
+// The parameter's gradient, zero-initialized on first use.
+at::Tensor& grad_of(const at::Tensor& p) {
+  at::Tensor& g = const_cast<at::Tensor&>(p).mutable_grad();
+  if (!g.defined()) g = at::zeros_like(p);
+  return g;
+}
+
+// HF LlamaRMSNorm exactly as model/llama_layer.cpp computes it; r = 1 / rms, [N, 1] fp32.
+at::Tensor rms_forward(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& r) {
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor var = h.pow(2).mean(-1, /*keepdim=*/true);
+  r = at::rsqrt(var + eps);
+  return w * (h * r).to(x.scalar_type());
+}
+
+// d/dx of w * (x r).to(dt): dx = r dn - x r^3 mean(dn x), dn = (dy w) in fp32. dw (full
+// mode) accumulates sum over rows of dy * n.
+at::Tensor rms_backward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& w,
+                        const at::Tensor& r, bool want_dw) {
+  at::Tensor h = x.to(at::kFloat);
+  if (want_dw) grad_of(w).add_((dy * (h * r).to(x.scalar_type())).sum(0));
+  at::Tensor dn = (dy * w).to(at::kFloat);
+  at::Tensor c = (dn * h).mean(-1, /*keepdim=*/true).mul_(r.pow(3));  // [N, 1]
+  return dn.mul_(r).sub_(h * c).to(x.scalar_type());  // h may alias x (fp32)
+}
+
+// RoPE in place on x [N, heads, hd] (rows of any stride, heads and hd contiguous), in one
+// pass: y = x cos + R(x) sin with R(x) = [-x2, x1], i.e. y1 = x1 c - x2 s, y2 = x2 c + x1 s,
+// each product rounded to the dtype before the sum — Rope::apply's ops, so the same bits.
+// backward = the transpose: dx = dy cos + R^T(dy sin), R^T(z) = [z2, -z1].
+// cos/sin [N, 1, hd] contiguous (the halves repeat, as Rope::tables builds them).
+template <typename T, bool kBackward>
+void rope_kernel(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t N = x.size(0), heads = x.size(1), hd = x.size(2), half = hd / 2;
+  const int64_t rs = x.stride(0);
+  ABM_CHECK(x.stride(2) == 1 && x.stride(1) == hd && cos.is_contiguous() && sin.is_contiguous(),
+            "rope: unexpected layout");
+  T* base = x.data_ptr<T>();
+  const T* cb = cos.data_ptr<T>();
+  const T* sb = sin.data_ptr<T>();
+  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const T* c = cb + n * hd;
+      const T* s = sb + n * hd;
+      for (int64_t h = 0; h < heads; ++h) {
+        T* p = base + n * rs + h * hd;
+        for (int64_t j = 0; j < half; ++j) {
+          const T a = p[j], b = p[j + half];
+          const T ac = a * c[j], bc = b * c[j + half];
+          if (!kBackward) {
+            const T bs = b * s[j], as = a * s[j + half];
+            p[j] = T(ac - bs);
+            p[j + half] = T(bc + as);
+          } else {
+            const T bs = b * s[j + half], as = a * s[j];
+            p[j] = T(ac + bs);
+            p[j + half] = T(bc - as);
+          }
+        }
+      }
+    }
+  });
+}
+void rope_forward_(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (x.scalar_type() == at::kFloat) rope_kernel<float, false>(x, cos, sin);
+  else rope_kernel<at::BFloat16, false>(x, cos, sin);
+}
+void rope_backward_(at::Tensor dy, const at::Tensor& cos, const at::Tensor& sin) {
+  if (dy.scalar_type() == at::kFloat) rope_kernel<float, true>(dy, cos, sin);
+  else rope_kernel<at::BFloat16, true>(dy, cos, sin);
+}
+
+}  // namespace
+
+Backprop::Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute)
+    : model_(model), adapters_(adapters), recompute_(recompute), full_(adapters == nullptr),
+      rope_(model.config()) {
+  ABM_CHECK(model.has_embedding() && model.has_head(), "Backprop needs the whole model");
+  ABM_CHECK(!full_ || model.dtype() == at::kFloat, "full-parameter training runs in fp32");
+  for (auto& [name, t] : model.named_weights()) {
+    if (name == "model.embed_tokens.weight") embed_ = t;
+    if (name == "model.norm.weight") norm_ = t;
+    if (name == "lm_head.weight") head_ = t;
+  }
+  if (!head_.defined()) head_ = embed_;  // tied
+  lora_.assign(model.layers().size(), {});
+  if (adapters_) {
+    for (const AdaptedModule& m : adapters_->modules()) {
+      int kind = 0;
+      while (kind < kProjs && m.kind != kKinds[kind]) ++kind;
+      ABM_CHECK(kind < kProjs, "unknown module ", m.kind);
+      lora_.at(m.layer - model.first())[kind] = m.lora.get();
+    }
+  }
+  for (auto& l : model.layers())
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      bool ours = false;
+      for (auto& row : lora_)
+        for (LoraLinear* a : row) ours |= a && p->adapter.get() == a;
+      ABM_CHECK(!p->adapter || ours, "Backprop: a projection carries an adapter that is not "
+                "part of the trained AdapterSet");
+    }
+}
+
+const at::Tensor& Backprop::weight(size_t i, int kind) const {
+  const DecoderLayer& l = model_.layers()[i];
+  const Linear* p[] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
+  return p[kind]->weight;
+}
+
+LoraLinear* Backprop::active(size_t i, int kind) const {
+  LoraLinear* a = lora_[i][kind];
+  return a && a->enabled() && !a->merged() ? a : nullptr;
+}
+
+std::vector<at::Tensor> Backprop::save_rng(size_t i) const {
+  std::vector<at::Tensor> s(kProjs);
+  for (int k = 0; k < kProjs; ++k)
+    if (LoraLinear* a = active(i, k))
+      if (a->train() && a->dropout() > 0) s[k] = a->dropout_state();
+  return s;
+}
+
+void Backprop::load_rng(size_t i, const std::vector<at::Tensor>& states) const {
+  for (int k = 0; k < kProjs; ++k)
+    if (states[k].defined()) lora_[i][k]->set_dropout_state(states[k]);
+}
+
+// y = x W^T, plus LoRA as PEFT computes it: s * B (A (dropout(x.to(fp32)))), added in fp32
+// and rounded once to the base dtype. Masks come from the module's own generator, drawn
+// exactly as LoraLinear::forward draws them.
+void Backprop::proj_forward(size_t i, int kind, const at::Tensor& x, at::Tensor y, ProjState& st) {
+  {
+    ProfSpan span(this, "frozen GEMMs");
+    at::mm_out(y, x, weight(i, kind).t());
+  }
+  LoraLinear* a = active(i, kind);
+  if (!a) return;
+  ProfSpan span(this, "LoRA");
+  at::Tensor xf = x.to(at::kFloat);
+  if (a->train() && a->dropout() > 0.0) {
+    const double p = a->dropout();
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>();
+    gen.set_state(a->dropout_state());
+    st.keep = at::empty_like(xf).bernoulli_(1.0 - p, gen).div_(1.0 - p);
+    a->set_dropout_state(gen.get_state());
+    xf = xf * st.keep;
+  }
+  st.hA = at::mm(xf, a->A().t());  // [N, r]
+  if (y.scalar_type() == at::kFloat) {
+    y.addmm_(st.hA, a->B().t(), 1.0, a->scale());
+  } else {
+    y.copy_(at::add(y, at::mm(st.hA, a->B().t()).mul_(a->scale())));
+  }
+}
+
+// dx (= or +=) dy W, and the LoRA gradients: dB += s dy^T hA, dA += s (dy B)^T xd,
+// dx += (s (dy B) A) * keep. Full mode: dW += dy^T x.
+void Backprop::proj_backward(size_t i, int kind, const at::Tensor& dy, const at::Tensor& x,
+                             const ProjState& st, at::Tensor dx, bool accumulate) {
+  const at::Tensor& W = weight(i, kind);
+  {
+    ProfSpan span(this, "frozen GEMMs");
+    if (accumulate) dx.addmm_(dy, W);
+    else at::mm_out(dx, dy, W);
+  }
+  if (full_) {
+    ProfSpan span(this, "weight gradients (full)");
+    grad_of(W).addmm_(dy.t(), x);
+  }
+  LoraLinear* a = active(i, kind);
+  if (!a) return;
+  ProfSpan span(this, "LoRA");
+  const double s = a->scale();
+  at::Tensor dyf = dy.to(at::kFloat);
+  grad_of(a->B()).addmm_(dyf.t(), st.hA, 1.0, s);
+  at::Tensor g = at::mm(dyf, a->B()).mul_(s);  // [N, r]
+  at::Tensor xd = x.to(at::kFloat);
+  if (st.keep.defined()) xd = xd * st.keep;
+  grad_of(a->A()).addmm_(g.t(), xd);
+  if (!st.keep.defined() && dx.scalar_type() == at::kFloat) {
+    dx.addmm_(g, a->A());
+  } else {
+    at::Tensor gx = at::mm(g, a->A());  // [N, in] fp32
+    if (st.keep.defined()) gx.mul_(st.keep);
+    dx.add_(gx.to(dx.scalar_type()));
+  }
+}
+
+at::Tensor Backprop::layer_forward(size_t i, const at::Tensor& x, LayerState& s, const Ctx& c) {
+  const LlamaConfig& cfg = model_.config();
+  const DecoderLayer& l = model_.layers()[i];
+  const int64_t N = c.N, H = cfg.hidden, qd = cfg.q_dim(), kvd = cfg.kv_dim(), I = cfg.intermediate;
+  const auto opts = x.options();
+  s.x = x;
+  {
+    ProfSpan span(this, "RMSNorm");
+    s.xn1 = rms_forward(x, l.input_norm, cfg.rms_eps, s.r1);
+  }
+  s.qkv = at::empty({N, qd + 2 * kvd}, opts);
+  at::Tensor q = s.qkv.narrow(1, 0, qd), k = s.qkv.narrow(1, qd, kvd), v = s.qkv.narrow(1, qd + kvd, kvd);
+  proj_forward(i, kQ, s.xn1, q, s.p[kQ]);
+  proj_forward(i, kK, s.xn1, k, s.p[kK]);
+  proj_forward(i, kV, s.xn1, v, s.p[kV]);
+  {
+    ProfSpan span(this, "RoPE");
+    rope_forward_(q.view({N, cfg.heads, cfg.head_dim}), c.cos, c.sin);
+    rope_forward_(k.view({N, cfg.kv_heads, cfg.head_dim}), c.cos, c.sin);
+  }
+  s.att = at::empty({N, qd}, opts);
+  AttnDims ad{c.B, c.T, cfg.heads, cfg.kv_heads, cfg.head_dim, attn_block_};
+  {
+    ProfSpan span(this, "attention");
+    attention_forward(ad, q, k, v, c.masked, s.att);
+  }
+  at::Tensor o = at::empty({N, H}, opts);
+  proj_forward(i, kO, s.att, o, s.p[kO]);
+  {
+    ProfSpan span(this, "residual adds");
+    s.h = o.add_(x);
+  }
+  {
+    ProfSpan span(this, "RMSNorm");
+    s.xn2 = rms_forward(s.h, l.post_norm, cfg.rms_eps, s.r2);
+  }
+  s.gu = at::empty({N, 2 * I}, opts);
+  at::Tensor g = s.gu.narrow(1, 0, I), u = s.gu.narrow(1, I, I);
+  proj_forward(i, kGate, s.xn2, g, s.p[kGate]);
+  proj_forward(i, kUp, s.xn2, u, s.p[kUp]);
+  at::Tensor act;  // [N, I]
+  {
+    ProfSpan span(this, "SwiGLU");
+    act = at::silu(g).mul_(u);
+  }
+  at::Tensor y = at::empty({N, H}, opts);
+  proj_forward(i, kDown, act, y, s.p[kDown]);
+  ProfSpan span(this, "residual adds");
+  return y.add_(s.h);
+}
+
+at::Tensor Backprop::layer_backward(size_t i, LayerState& s, const at::Tensor& dy, const Ctx& c) {
+  const LlamaConfig& cfg = model_.config();
+  const DecoderLayer& l = model_.layers()[i];
+  const int64_t N = c.N, H = cfg.hidden, qd = cfg.q_dim(), kvd = cfg.kv_dim(), I = cfg.intermediate;
+  const auto opts = dy.options();
+  // MLP: y = h + down(silu(g) * u)
+  at::Tensor g = s.gu.narrow(1, 0, I), u = s.gu.narrow(1, I, I);
+  at::Tensor sg, act;
+  {
+    ProfSpan span(this, "SwiGLU");
+    sg = at::silu(g);
+    if (full_ || active(i, kDown)) act = sg * u;
+  }
+  at::Tensor da = at::empty({N, I}, opts);
+  proj_backward(i, kDown, dy, act, s.p[kDown], da, false);
+  act = at::Tensor();
+  at::Tensor dgu = at::empty({N, 2 * I}, opts);
+  at::Tensor dg = dgu.narrow(1, 0, I), du = dgu.narrow(1, I, I);
+  {
+    ProfSpan span(this, "SwiGLU");
+    at::mul_out(du, da, sg);
+    at::silu_backward_out(dg, da * u, g);
+  }
+  sg = da = at::Tensor();
+  s.gu = at::Tensor();
+  at::Tensor dxn2 = at::empty({N, H}, opts);
+  proj_backward(i, kGate, dg, s.xn2, s.p[kGate], dxn2, false);
+  proj_backward(i, kUp, du, s.xn2, s.p[kUp], dxn2, true);
+  dgu = at::Tensor();
+  at::Tensor dh;
+  {
+    ProfSpan span(this, "RMSNorm");
+    dh = rms_backward(dxn2, s.h, l.post_norm, s.r2, full_).add_(dy);
+  }
+  dxn2 = at::Tensor();
+  // attention: h = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1)))
+  at::Tensor datt = at::empty({N, qd}, opts);
+  proj_backward(i, kO, dh, s.att, s.p[kO], datt, false);
+  at::Tensor dqkv = at::empty({N, qd + 2 * kvd}, opts);
+  at::Tensor dq = dqkv.narrow(1, 0, qd), dk = dqkv.narrow(1, qd, kvd), dv = dqkv.narrow(1, qd + kvd, kvd);
+  AttnDims ad{c.B, c.T, cfg.heads, cfg.kv_heads, cfg.head_dim, attn_block_};
+  {
+    ProfSpan span(this, "attention");
+    attention_backward(ad, s.qkv.narrow(1, 0, qd), s.qkv.narrow(1, qd, kvd),
+                       s.qkv.narrow(1, qd + kvd, kvd), c.masked, datt, dq, dk, dv);
+  }
+  datt = at::Tensor();
+  {
+    ProfSpan span(this, "RoPE");
+    rope_backward_(dq.view({N, cfg.heads, cfg.head_dim}), c.cos, c.sin);
+    rope_backward_(dk.view({N, cfg.kv_heads, cfg.head_dim}), c.cos, c.sin);
+  }
+  at::Tensor dxn1 = at::empty({N, H}, opts);
+  proj_backward(i, kQ, dq, s.xn1, s.p[kQ], dxn1, false);
+  proj_backward(i, kK, dk, s.xn1, s.p[kK], dxn1, true);
+  proj_backward(i, kV, dv, s.xn1, s.p[kV], dxn1, true);
+  ProfSpan span(this, "RMSNorm");
+  return rms_backward(dxn1, s.x, l.input_norm, s.r1, full_).add_(dh);
+}
+
+LossSum Backprop::head_loss(const at::Tensor& x, const at::Tensor& labels, const Ctx& c,
+                            at::Tensor& dx) {
+  ProfSpan span(this, "head + cross-entropy");
+  const int64_t N = c.N, V = head_.size(0);
+  at::Tensor r;
+  at::Tensor xn = rms_forward(x, norm_, model_.config().rms_eps, r);
+  // Position i is scored against labels[i + 1] (data/loss.h); the last position has none.
+  at::Tensor tgt = at::cat({labels.narrow(1, 1, c.T - 1), at::full({c.B, 1}, kIgnore, at::kLong)}, 1)
+                       .reshape({N});
+  at::Tensor valid = tgt.ne(kIgnore);
+  at::Tensor safe = tgt.clamp_min(0).unsqueeze(1);        // [N, 1]
+  at::Tensor vf = valid.to(at::kFloat).unsqueeze(1);       // [N, 1]
+  LossSum out;
+  out.count = valid.sum().item<int64_t>();
+  at::Tensor dxn = at::empty_like(xn);
+  const int64_t chunk = std::max<int64_t>(64, (int64_t(1) << 21) / V);  // ~8 MiB of logits
+  for (int64_t c0 = 0; c0 < N; c0 += chunk) {
+    const int64_t n = std::min(chunk, N - c0);
+    at::Tensor xc = xn.narrow(0, c0, n), t = safe.narrow(0, c0, n), w = vf.narrow(0, c0, n);
+    at::Tensor lp = at::log_softmax(at::mm(xc, head_.t()).to(at::kFloat), 1);  // [n, V]
+    out.sum -= (lp.gather(1, t) * w).sum().item<double>();
+    at::Tensor d = lp.exp_();  // softmax - onehot(target), rows without a target zeroed
+    d.scatter_add_(1, t, -w).mul_(w);
+    at::Tensor dd = d.to(x.scalar_type());
+    at::Tensor dxc = dxn.narrow(0, c0, n);
+    at::mm_out(dxc, dd, head_);
+    if (full_) grad_of(head_).addmm_(dd.t(), xc);
+  }
+  dx = rms_backward(dxn, x, norm_, r, full_);
+  return out;
+}
+
+LossSum Backprop::run(const Batch& b) {
+  at::NoGradGuard no_grad;
+  const LlamaConfig& cfg = model_.config();
+  Ctx c;
+  c.B = b.ids.size(0);
+  c.T = b.ids.size(1);
+  c.N = c.B * c.T;
+  auto [cos, sin] = rope_.tables(b.positions, model_.dtype());  // [B, 1, T, hd]
+  c.cos = cos.reshape({c.N, 1, cfg.head_dim});
+  c.sin = sin.reshape({c.N, 1, cfg.head_dim});
+  if (b.allowed.defined()) c.masked = b.allowed.squeeze(1).logical_not();  // [B, T, T]
+
+  const size_t L = model_.layers().size();
+  std::vector<LayerState> st(L);
+  at::Tensor x;
+  {
+    ProfSpan span(this, "embedding");
+    x = model_.embed(b.ids).reshape({c.N, cfg.hidden});
+  }
+  for (size_t i = 0; i < L; ++i) {
+    if (recompute_) {
+      st[i].rng = save_rng(i);
+      LayerState tmp;
+      at::Tensor y = layer_forward(i, x, tmp, c);
+      st[i].x = x;
+      x = y;
+    } else {
+      x = layer_forward(i, x, st[i], c);
+    }
+  }
+  at::Tensor dx;
+  LossSum loss = head_loss(x, b.labels, c, dx);
+  x = at::Tensor();
+  for (size_t i = L; i-- > 0;) {
+    if (recompute_) {
+      // Rerun the layer from its input with the generators where the forward found them,
+      // then leave them where the forward left them.
+      std::vector<at::Tensor> after = save_rng(i);
+      load_rng(i, st[i].rng);
+      at::Tensor in = st[i].x;
+      layer_forward(i, in, st[i], c);
+      load_rng(i, after);
+    }
+    dx = layer_backward(i, st[i], dx, c);
+    st[i] = LayerState();
+  }
+  if (full_) {
+    ProfSpan span(this, "embedding");
+    grad_of(embed_).index_add_(0, b.ids.reshape({c.N}), dx);
+  }
+  return loss;
+}
+
+}  // namespace abm

@@ -1,0 +1,120 @@
+// The committed embedded default (models/default, made by launch/make_default_model.sh):
+// it loads, its geometry and size are what the README documents, it is really pretrained
+// (loss on Devil's Dictionary text it never saw, far below a random init of the same
+// geometry), and greedy generation gives words.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "model/generate.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+#include "test_util.h"
+
+using namespace abm;
+using namespace abm::test;
+
+namespace {
+
+const std::string kDir = std::string(ABM_SOURCE_DIR) + "/models/default";
+
+int64_t file_size(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+// `abmlora eval` on one rank and one thread (robust on a busy machine); returns its loss.
+double eval_loss(const std::string& model, const std::string& data) {
+  RunResult r = run(std::string(ABM_BINARY) + " eval --model " + model + " --data " + data +
+                    " --max-length 256 --truncate --threads 1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  size_t p = r.output.find("eval: loss ");
+  EXPECT_NE(p, std::string::npos) << r.output;
+  if (p == std::string::npos) return 1e9;
+  return std::atof(r.output.c_str() + p + 11);
+}
+
+}  // namespace
+
+TEST(DefaultModel, GeometryAndSizeAsDocumented) {
+  LlamaModel m = LlamaModel::load(kDir);
+  const LlamaConfig& c = m.config();
+  EXPECT_EQ(c.hidden, 256);
+  EXPECT_EQ(c.intermediate, 688);
+  EXPECT_EQ(c.layers, 6);
+  EXPECT_EQ(c.heads, 8);
+  EXPECT_EQ(c.kv_heads, 4);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.vocab, 2048);
+  EXPECT_EQ(c.max_positions, 256);
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.total_params(), 4877568);
+  int64_t n = 0;
+  for (auto& [name, t] : m.named_weights()) n += t.numel();
+  EXPECT_EQ(n, 4877568);
+
+  Tokenizer tok(kDir + "/tokenizer.model");
+  EXPECT_EQ(tok.vocab_size(), 2048);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+
+  // The committed directory stays within the 20 MB the project allows.
+  int64_t bytes = 0;
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.model", "RECIPE.md",
+                        "pretrain_loss.tsv"}) {
+    int64_t s = file_size(kDir + "/" + f);
+    EXPECT_GE(s, 0) << kDir << "/" << f << " missing";
+    bytes += s;
+  }
+  EXPECT_LE(bytes, 20000000);
+}
+
+// A fixed slice of text the base model never trained on (only its tokenizer saw it): the
+// first 100 definitions of The Devil's Dictionary.
+TEST(DefaultModel, PretrainedFarBelowRandomInitOnDevilsDictionary) {
+  if (file_size("/usr/share/dictd/devil.dict.dz") < 0)
+    GTEST_SKIP() << "dict-devil not installed (launch/setup.sh installs it)";
+  TempDir tmp;
+  RunResult r = run("bash " + std::string(ABM_SOURCE_DIR) + "/data/prepare_devil.sh " + tmp.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("awk 'BEGIN { RS = \"\" } NR <= 100 { print $0 \"\\n\" }' " + (tmp / "devil.txt") +
+          " > " + (tmp / "slice.txt"));
+  ASSERT_EQ(r.status, 0) << r.output;
+
+  // The same geometry, randomly initialized, with the same tokenizer.
+  r = run(std::string(ABM_BINARY) + " init-model --out " + (tmp / "random") +
+          " --hidden 256 --intermediate 688 --layers 6 --heads 8 --kv-heads 4 --vocab 2048"
+          " --max-positions 256 --tie --seed 0 && cp " + kDir + "/tokenizer.model " +
+          (tmp / "random"));
+  ASSERT_EQ(r.status, 0) << r.output;
+
+  double trained = eval_loss(kDir, tmp / "slice.txt");
+  double random = eval_loss(tmp / "random", tmp / "slice.txt");
+  // Measured on the committed model (models/README.md): trained 6.041 (perplexity 420),
+  // random init 7.663 (2127; ln 2048 = 7.62), a gap of 1.62 nats. The files are fixed, so
+  // these reproduce up to float summation order; 0.01 leaves room for that only (a remade
+  // model must update them). The gap is asserted at 1.5, below the measured 1.62.
+  EXPECT_NEAR(trained, 6.041, 0.01);
+  EXPECT_NEAR(random, 7.663, 0.01);
+  EXPECT_LE(trained, random - 1.5) << "trained " << trained << ", random " << random;
+}
+
+TEST(DefaultModel, GreedyGenerationGivesWords) {
+  LlamaModel m = LlamaModel::load(kDir);
+  Tokenizer tok(kDir + "/tokenizer.model");
+  SampleOptions o;
+  o.max_new_tokens = 32;
+  std::string text = tok.decode(generate(m, tok.encode("water: ", true), o));
+  int letters = 0, spaces = 0;
+  for (unsigned char ch : text) {
+    letters += std::isalpha(ch) != 0;
+    spaces += ch == ' ';
+  }
+  EXPECT_GE(spaces, 2) << text;
+  EXPECT_GE(letters, static_cast<int>(0.7 * text.size())) << text;
+}

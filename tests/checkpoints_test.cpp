@@ -417,6 +417,7 @@ TEST(Checkpoint, AnyFlippedBitIsDetectedOrHarmless) {
       ++harmless;
     } catch (const Error&) {
       ++detected;
+      EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0) << "a failed read left HDF5 ids open";
     }
   }
   std::printf("  %lld-byte file, %d flips: %d detected, %d in unused bytes (read back exact)\n",
@@ -601,7 +602,9 @@ TEST(StopSignal, SignalsDuringAWriteDoNotCorruptIt) {
     } catch (...) {
       ::_exit(1);
     }
-    ::_exit(stop_signal_received() == SIGUSR1 ? kExitRequeue : 0);
+    // Signals pending together are delivered lowest number first (SIGINT before SIGUSR1),
+    // so which one comes first depends on scheduling: any of them means "stop".
+    ::_exit(stop_signal_received() != 0 ? kExitRequeue : 0);
   }
   ASSERT_TRUE(wait_for_size(tmpfile, 4 << 20, 120));
   int sent = 0;

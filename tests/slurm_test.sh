@@ -10,6 +10,9 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 mode="${1:?usage: slurm_test.sh smoke|requeue [ABMLORA MPI_TEST]}"
+if [ "$mode" = smoke ]; then  # absolute: the job runs in the state directory
+  abmlora="$(realpath "${2:?ABMLORA}")" mpi_test="$(realpath "${3:?MPI_TEST}")"
+fi
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAILED: $*"; [ -n "${state:-}" ] && tail -n 20 "$state"/slurmctld.log "$state"/slurmd.log 2>/dev/null; exit 1; }
 
@@ -34,7 +37,6 @@ cd "$state"
 
 case "$mode" in
 smoke)
-  abmlora="${2:?ABMLORA}" mpi_test="${3:?MPI_TEST}"
   cat >job.sh <<JOB
 #!/bin/bash
 #SBATCH --ntasks=2

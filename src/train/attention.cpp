@@ -1,14 +1,77 @@
 #include "train/attention.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "core/check.h"
 
 namespace abm {
 namespace {
+
+// OpenMP's per-thread thread count (the ICV that LibTorch's intra-op parallelism and
+// OpenBLAS both read), reached through the libgomp that LibTorch already loaded.
+using OmpSet = void (*)(int);
+using OmpGet = int (*)();
+OmpSet omp_set() {
+  static OmpSet f = reinterpret_cast<OmpSet>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  return f;
+}
+OmpGet omp_get() {
+  static OmpGet f = reinterpret_cast<OmpGet>(::dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  return f;
+}
+
+// This thread runs ATen ops and BLAS calls single-threaded while alive.
+struct SingleThreaded {
+  SingleThreaded() {
+    at::get_num_threads();  // LibTorch's lazy per-thread init first, so it cannot undo ours
+    if (omp_set() && omp_get()) {
+      saved_ = omp_get()();
+      omp_set()(1);
+    }
+  }
+  ~SingleThreaded() {
+    if (saved_ > 0) omp_set()(saved_);
+  }
+  int saved_ = 0;
+};
+
+// fn(task) for every task in [0, n), on at::get_num_threads() OS threads (the caller is one
+// of them) taking tasks from a shared counter. Not at::parallel_for: BLAS called inside an
+// OpenMP parallel region collapses when cores are shared (OpenMP's spin-waiting threads
+// compete with the working ones; LibTorch's own 2-thread bmm measured 0.5 GFLOP/s against
+// 32 GFLOP/s single-threaded on this machine under load). Plain threads with BLAS and ATen
+// set to one thread each have no such waits.
+void run_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
+  const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n));
+  std::atomic<int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex mu;
+  auto work = [&] {
+    try {
+      SingleThreaded one;
+      for (int64_t t; (t = next.fetch_add(1)) < n;) fn(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!error) error = std::current_exception();
+      next.store(n);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
 
 // Rows [b*T, (b+1)*T) and columns of one head of an [N, ...] buffer.
 at::Tensor head_view(const at::Tensor& t, int64_t b, int64_t T, int64_t head, int64_t hd) {
@@ -41,8 +104,8 @@ void attention_forward(const AttnDims& d, const at::Tensor& q, const at::Tensor&
   const at::Tensor masked = masked_in.defined() ? masked_in : causal_mask(T);
   const double div = std::sqrt(double(hd));
   const int64_t block = std::max<int64_t>(1, d.block);
-  at::parallel_for(0, B * nkv, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
+  run_tasks(B * nkv, [&](int64_t task) {
+    {
       const int64_t b = task / nkv, g = task % nkv;
       at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
       at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
@@ -67,8 +130,8 @@ void attention_backward(const AttnDims& d, const at::Tensor& q, const at::Tensor
   const double div = std::sqrt(double(hd));
   const int64_t block = std::max<int64_t>(1, d.block);
   const at::ScalarType dt = q.scalar_type();
-  at::parallel_for(0, B * nkv, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
+  run_tasks(B * nkv, [&](int64_t task) {
+    {
       const int64_t b = task / nkv, g = task % nkv;
       at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
       at::Tensor dkb = head_view(dk, b, T, g, hd), dvb = head_view(dv, b, T, g, hd);

@@ -1,0 +1,170 @@
+// End to end with the real binary and real `mpirun -np 2`, on tiny models made by
+// `abmlora init-model` and pre-tokenized data (seconds each): eval during training equals
+// `abmlora eval` of the exported adapter, eval sharded over 2 ranks equals 1 rank, a
+// packed first step has the loss of the same examples unpacked, pretrain writes a model
+// that loads and has a lower eval loss, and --recompute leaves the run unchanged.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+using namespace abm::test;
+
+namespace {
+
+const std::string kBin = ABM_BINARY;
+const std::string kMpi2 = "mpirun --oversubscribe -np 2 ";
+
+RunResult run_ok(const std::string& cmd) {
+  RunResult r = run(cmd);
+  EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;
+  return r;
+}
+
+// Learnable token sequences: a fixed walk through the vocabulary, entered at varied points;
+// `len` 0 = varied lengths 6..16.
+void write_tokens(const std::string& path, int n, int offset, int len = 0) {
+  std::ofstream out(path);
+  for (int i = 0; i < n; ++i) {
+    int size = len ? len : 6 + (i * 5) % 11;
+    nlohmann::json ids = nlohmann::json::array({1});
+    for (int j = 1; j < size; ++j) ids.push_back(3 + ((i + offset) * 3 + j * 7) % 90);
+    out << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
+  }
+}
+
+std::vector<nlohmann::json> records(const std::string& metrics) {
+  std::vector<nlohmann::json> v;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
+  return v;
+}
+
+struct Eval {
+  double loss = NAN;
+  long targets = -1;
+};
+Eval parse_eval(const std::string& output) {  // "eval: loss 4.123456 perplexity ... targets N"
+  std::smatch m;
+  Eval e;
+  if (std::regex_search(output, m, std::regex(R"(eval: loss ([0-9.eE+-]+) perplexity \S+ targets (\d+))"))) {
+    e.loss = std::stod(m[1]);
+    e.targets = std::stol(m[2]);
+  }
+  return e;
+}
+
+struct Fixture {
+  TempDir tmp;
+  std::string model = tmp / "model";
+  Fixture() {
+    run_ok(kBin + " init-model --out " + model + " --hidden 32 --intermediate 64 --layers 2 " +
+           "--heads 4 --kv-heads 2 --vocab 97 --seed 1 --std 0.05");
+    write_tokens(tmp / "train.jsonl", 40, 0);
+    write_tokens(tmp / "eval.jsonl", 13, 1000);  // 13 rows: shards of 7 and 6
+  }
+  std::string train(const std::string& np, const std::string& out, const std::string& extra,
+                    const std::string& data = "train.jsonl") {
+    std::string cmd = np + kBin + " train --model " + model + " --data " + (tmp / data) +
+                      " --out " + (tmp / out) + " --lora-targets all-linear --lora-r 4 --lr 5e-3" +
+                      " --threads 1 --seed 3 " + extra;
+    return run_ok(cmd).output;
+  }
+  Eval eval(const std::string& np, const std::string& model_dir, const std::string& extra = "") {
+    RunResult r = run_ok(np + kBin + " eval --model " + model_dir + " --data " + (tmp / "eval.jsonl") +
+                         " --threads 1 " + extra);
+    Eval e = parse_eval(r.output);
+    EXPECT_FALSE(std::isnan(e.loss)) << r.output;
+    return e;
+  }
+};
+
+}  // namespace
+
+TEST(TrainCli, EvalEveryWritesEvalAtThoseStepsAndMatchesEvalCommand) {
+  Fixture f;
+  f.train(kMpi2, "run", "--eval-data " + (f.tmp / "eval.jsonl") +
+                            " --eval-every 2 --steps 6 --global-batch 8 --micro-batch 2");
+  auto rec = records(f.tmp / "run/metrics.jsonl");
+  ASSERT_EQ(rec.size(), 6u);
+  for (auto& r : rec) {
+    int step = r["step"];
+    EXPECT_EQ(r.contains("eval_loss"), step % 2 == 0) << r.dump();
+  }
+  EXPECT_LT(rec[5]["eval_loss"].get<double>(), rec[1]["eval_loss"].get<double>()) << "it learns";
+  // The last eval ran on the final adapter, which was exported: `abmlora eval` of it agrees
+  // (it prints 6 decimals).
+  Eval e = f.eval("", f.model, "--adapter " + (f.tmp / "run/adapter"));
+  EXPECT_NEAR(e.loss, rec[5]["eval_loss"].get<double>(), 2e-6);
+}
+
+TEST(TrainCli, EvalOnTwoRanksEqualsOneRank) {
+  Fixture f;
+  f.train("", "run", "--steps 2 --global-batch 4 --micro-batch 2");  // an adapter with B != 0
+  const std::string adapter = "--adapter " + (f.tmp / "run/adapter");
+  Eval one = f.eval("", f.model, adapter), two = f.eval(kMpi2, f.model, adapter);
+  EXPECT_EQ(one.targets, two.targets);
+  EXPECT_GT(one.targets, 0);
+  EXPECT_NEAR(one.loss, two.loss, 2e-6);
+  Eval base1 = f.eval("", f.model, "--micro-batch 3"), base2 = f.eval(kMpi2, f.model);
+  EXPECT_NEAR(base1.loss, base2.loss, 2e-6);
+  EXPECT_GT(std::abs(base1.loss - one.loss), 1e-4) << "the adapter must matter";
+}
+
+TEST(TrainCli, PackedFirstStepLossEqualsUnpacked) {
+  // 8 examples of 16 tokens; --max-length 64 packs them into 2 rows of 4. A global batch
+  // of all rows makes step 1 see the same examples either way, before any update.
+  Fixture f;
+  write_tokens(f.tmp / "same16.jsonl", 8, 500, 16);
+  const std::string common = "--max-length 64 --steps 3 ";
+  f.train(kMpi2, "plain", common + "--global-batch 8 --micro-batch 2", "same16.jsonl");
+  f.train(kMpi2, "packed", common + "--pack --global-batch 2 --micro-batch 1", "same16.jsonl");
+  auto a = records(f.tmp / "plain/metrics.jsonl"), b = records(f.tmp / "packed/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(a[0]["targets"], b[0]["targets"]);
+  EXPECT_EQ(a[0]["targets"].get<int>(), 8 * 15);
+  double la = a[0]["loss"], lb = b[0]["loss"];
+  EXPECT_LE(std::abs(la - lb), 1e-5 * la) << la << " vs " << lb;
+  for (auto& r : b) EXPECT_TRUE(std::isfinite(r["loss"].get<double>())) << r.dump();
+}
+
+TEST(TrainCli, PretrainWritesLoadableModelWithLowerEvalLoss) {
+  Fixture f;
+  Eval before = f.eval("", f.model);
+  std::string cmd = kMpi2 + kBin + " pretrain --model " + f.model + " --data " +
+                    (f.tmp / "train.jsonl") + " --out " + (f.tmp / "pre") +
+                    " --steps 30 --global-batch 8 --micro-batch 2 --lr 3e-3 --warmup 3 --threads 1";
+  run_ok(cmd);
+  Eval after = f.eval(kMpi2, f.tmp / "pre/model");
+  EXPECT_EQ(after.targets, before.targets);
+  EXPECT_LT(after.loss, before.loss - 0.5) << before.loss << " -> " << after.loss;
+}
+
+TEST(TrainCli, RecomputeLeavesTheRunUnchanged) {
+  // Same losses, bitwise (fp32, dropout on, 2 ranks with accumulation); the adapter files
+  // byte-identical.
+  Fixture f;
+  std::string common = "--steps 3 --global-batch 8 --micro-batch 2 --lora-dropout 0.1";
+  f.train(kMpi2, "plain", common);
+  f.train(kMpi2, "rc", common + " --recompute");
+  auto a = records(f.tmp / "plain/metrics.jsonl"), b = records(f.tmp / "rc/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["loss"].get<double>(), b[i]["loss"].get<double>()) << i;
+    EXPECT_EQ(a[i]["grad_norm"].get<double>(), b[i]["grad_norm"].get<double>()) << i;
+  }
+  auto bytes = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::string pa = bytes(f.tmp / "plain/adapter/adapter_model.safetensors");
+  EXPECT_FALSE(pa.empty());
+  EXPECT_EQ(pa, bytes(f.tmp / "rc/adapter/adapter_model.safetensors"));
+}

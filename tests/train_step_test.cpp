@@ -154,6 +154,14 @@ TEST(Attention, TilesEqualWholeRows) {
   EXPECT_LE(max_abs_diff(dq1, dq2), 1e-5);
   EXPECT_LE(max_abs_diff(dk1, dk2), 1e-5);
   EXPECT_LE(max_abs_diff(dv1, dv2), 1e-5);
+  // Probabilities kept by the forward give bitwise the backward that recomputes them.
+  at::Tensor probs = at::empty({2 * 4, attention_probs_per_head(d)});
+  at::Tensor o3 = at::empty({N, 32});
+  attention_forward(d, q, k, v, {}, o3, probs);
+  EXPECT_TRUE(at::equal(o3, o1));
+  at::Tensor dq3 = at::empty({N, 32}), dk3 = at::empty({N, 16}), dv3 = at::empty({N, 16});
+  attention_backward(d, q, k, v, {}, dout, dq3, dk3, dv3, probs);
+  EXPECT_TRUE(at::equal(dq3, dq1) && at::equal(dk3, dk1) && at::equal(dv3, dv1));
 }
 
 TEST(Backprop, LoraMatchesAutograd) {

@@ -188,7 +188,8 @@ int cmd_bench(int argc, char** argv) {
       ("train-threads", po::value(&cfg.train_threads)->default_value(0), "train: threads per rank (0 = cores / ranks)")
       ("eager", po::value(&cfg.eager)->default_value(cfg.eager), "train: eager reference script (auto | none | PATH)")
       ("python", po::value(&cfg.python)->default_value(cfg.python), "train: interpreter with torch for --eager")
-      ("profile", po::bool_switch(&cfg.train.profile), "train: time the parts of the step");
+      ("profile", po::bool_switch(&cfg.train.profile), "train: time the parts of the step")
+      ("attn-block", po::value(&cfg.train.attn_block)->default_value(0), "train: attention tile rows (0 = default)");
   if (!opts.parse(argc, argv)) return 0;
   auto what = split(cfg.what);
   auto has = [&](const char* w) { return std::find(what.begin(), what.end(), w) != what.end(); };

@@ -78,85 +78,113 @@ at::Tensor head_view(const at::Tensor& t, int64_t b, int64_t T, int64_t head, in
   return t.narrow(0, b * T, T).narrow(1, head * hd, hd);  // [T, hd], row stride kept
 }
 
-at::Tensor causal_mask(int64_t T) {
-  return at::ones({1, T, T}, at::kBool).triu(1);  // true above the diagonal
-}
+// One score tile's probabilities: query rows [r0, r0 + tb) over keys [0, r0 + tb) -> [tb, e]
+// fp32, written into `out` when defined (kept for the backward), else freshly allocated.
+// Forward and backward recomputation go through this one function, so they agree bitwise.
+struct Tiler {
+  const AttnDims& d;
+  const at::Tensor& masked;  // [1 or B, T, T] bool, or undefined: causal
+  at::Tensor diag;           // [block, block] bool, true above the diagonal (causal case)
+  double div;
 
-// The probabilities of query rows [r0, r0 + tb) over keys [0, r0 + tb): [tb, e] fp32, and
-// (when dt is not fp32) their cast to the compute dtype. Used by forward and backward, so
-// both see bitwise the same tile.
-at::Tensor probs_tile(const at::Tensor& q, const at::Tensor& k, const at::Tensor& masked,
-                      int64_t r0, int64_t tb, double scale_div) {
-  const int64_t e = r0 + tb;
-  at::Tensor s = at::mm(q.narrow(0, r0, tb), k.narrow(0, 0, e).t());  // [tb, e] compute dtype
-  s.div_(scale_div);
-  s = s.to(at::kFloat);
-  s.masked_fill_(masked.narrow(0, r0, tb).narrow(1, 0, e), -std::numeric_limits<float>::infinity());
-  return at::softmax(s, -1);
-}
+  Tiler(const AttnDims& dims, const at::Tensor& m) : d(dims), masked(m), div(std::sqrt(double(dims.head_dim))) {
+    if (!masked.defined()) diag = at::ones({d.block, d.block}, at::kBool).triu(1);
+  }
+  at::Tensor probs(const at::Tensor& q, const at::Tensor& k, int64_t b, int64_t r0, int64_t tb,
+                   at::Tensor out) const {
+    const int64_t e = r0 + tb;
+    at::Tensor s = at::mm(q.narrow(0, r0, tb), k.narrow(0, 0, e).t());  // [tb, e] compute dtype
+    if (!d.q_scaled) s.div_(div);
+    s = s.to(at::kFloat);
+    const float ninf = -std::numeric_limits<float>::infinity();
+    if (masked.defined()) {
+      at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
+      s.masked_fill_(mb.narrow(0, r0, tb).narrow(1, 0, e), ninf);
+    } else {  // causal: only the diagonal block of the tile has keys past its queries
+      s.narrow(1, r0, tb).masked_fill_(diag.narrow(0, 0, tb).narrow(1, 0, tb), ninf);
+    }
+    if (!out.defined()) return at::softmax(s, -1);
+    at::_softmax_out(out, s, -1, false);
+    return out;
+  }
+  // The kept tile of head row bh (or undefined): tiles are stored one after another.
+  at::Tensor kept(const at::Tensor& probs, int64_t bh, int64_t r0, int64_t tb) const {
+    if (!probs.defined()) return {};
+    int64_t off = 0;
+    for (int64_t r = 0; r < r0; r += d.block) off += std::min(d.block, d.T - r) * (r + std::min(d.block, d.T - r));
+    return probs[bh].narrow(0, off, tb * (r0 + tb)).view({tb, r0 + tb});
+  }
+};
 
 }  // namespace
 
-void attention_forward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
-                       const at::Tensor& v, const at::Tensor& masked_in, at::Tensor out) {
+int64_t attention_probs_per_head(const AttnDims& d) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < d.T; r += d.block) {
+    const int64_t tb = std::min(d.block, d.T - r);
+    n += tb * (r + tb);
+  }
+  return n;
+}
+
+void attention_forward(const AttnDims& dims, const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, const at::Tensor& masked, at::Tensor out,
+                       at::Tensor probs) {
+  AttnDims d = dims;
+  d.block = std::max<int64_t>(1, std::min(d.block, d.T));
   const int64_t B = d.B, T = d.T, hd = d.head_dim, nkv = d.kv_heads, rep = d.heads / d.kv_heads;
   ABM_CHECK(q.size(0) == B * T && out.size(0) == B * T, "attention: rows ", q.size(0), " vs B*T ", B * T);
-  const at::Tensor masked = masked_in.defined() ? masked_in : causal_mask(T);
-  const double div = std::sqrt(double(hd));
-  const int64_t block = std::max<int64_t>(1, d.block);
+  ABM_CHECK(!probs.defined() || (probs.size(0) == B * d.heads &&
+                                 probs.size(1) == attention_probs_per_head(d)),
+            "attention: probs buffer ", probs.sizes());
+  const Tiler tiler(d, masked);
   run_tasks(B * nkv, [&](int64_t task) {
-    {
-      const int64_t b = task / nkv, g = task % nkv;
-      at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
-      at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
-      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
-        at::Tensor qb = head_view(q, b, T, h, hd), ob = head_view(out, b, T, h, hd);
-        for (int64_t r0 = 0; r0 < T; r0 += block) {
-          const int64_t tb = std::min(block, T - r0);
-          at::Tensor p = probs_tile(qb, kb, mb, r0, tb, div).to(q.scalar_type());
-          at::Tensor o = ob.narrow(0, r0, tb);
-          at::mm_out(o, p, vb.narrow(0, 0, r0 + tb));
-        }
+    const int64_t b = task / nkv, g = task % nkv;
+    at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
+    for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+      at::Tensor qb = head_view(q, b, T, h, hd), ob = head_view(out, b, T, h, hd);
+      for (int64_t r0 = 0; r0 < T; r0 += d.block) {
+        const int64_t tb = std::min(d.block, T - r0);
+        at::Tensor p = tiler.probs(qb, kb, b, r0, tb, tiler.kept(probs, b * d.heads + h, r0, tb));
+        at::Tensor o = ob.narrow(0, r0, tb);
+        at::mm_out(o, p.to(q.scalar_type()), vb.narrow(0, 0, r0 + tb));
       }
     }
   });
 }
 
-void attention_backward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
-                        const at::Tensor& v, const at::Tensor& masked_in, const at::Tensor& dout,
-                        at::Tensor dq, at::Tensor dk, at::Tensor dv) {
+void attention_backward(const AttnDims& dims, const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, const at::Tensor& masked, const at::Tensor& dout,
+                        at::Tensor dq, at::Tensor dk, at::Tensor dv, const at::Tensor& probs) {
+  AttnDims d = dims;
+  d.block = std::max<int64_t>(1, std::min(d.block, d.T));
   const int64_t B = d.B, T = d.T, hd = d.head_dim, nkv = d.kv_heads, rep = d.heads / d.kv_heads;
-  const at::Tensor masked = masked_in.defined() ? masked_in : causal_mask(T);
-  const double div = std::sqrt(double(hd));
-  const int64_t block = std::max<int64_t>(1, d.block);
   const at::ScalarType dt = q.scalar_type();
+  const Tiler tiler(d, masked);
   run_tasks(B * nkv, [&](int64_t task) {
-    {
-      const int64_t b = task / nkv, g = task % nkv;
-      at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
-      at::Tensor dkb = head_view(dk, b, T, g, hd), dvb = head_view(dv, b, T, g, hd);
-      dkb.zero_();
-      dvb.zero_();
-      at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
-      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
-        at::Tensor qb = head_view(q, b, T, h, hd), dob = head_view(dout, b, T, h, hd);
-        at::Tensor dqb = head_view(dq, b, T, h, hd);
-        for (int64_t r0 = 0; r0 < T; r0 += block) {
-          const int64_t tb = std::min(block, T - r0), e = r0 + tb;
-          at::Tensor p = probs_tile(qb, kb, mb, r0, tb, div);  // [tb, e] fp32
-          at::Tensor pd = p.to(dt);
-          at::Tensor dob_t = dob.narrow(0, r0, tb);               // [tb, hd]
-          at::Tensor dvb_e = dvb.narrow(0, 0, e);
-          dvb_e.addmm_(pd.t(), dob_t);                            // dV += P^T dO
-          at::Tensor dp = at::mm(dob_t, vb.narrow(0, 0, e).t()).to(at::kFloat);  // [tb, e]
-          // softmax backward in fp32; masked entries have p = 0, so their gradient is 0
-          at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat).to(dt);
-          ds.div_(div);
-          at::Tensor dqt = dqb.narrow(0, r0, tb);
-          at::mm_out(dqt, ds, kb.narrow(0, 0, e));                // dQ = dS K
-          at::Tensor dkb_e = dkb.narrow(0, 0, e);
-          dkb_e.addmm_(ds.t(), qb.narrow(0, r0, tb));              // dK += dS^T Q
-        }
+    const int64_t b = task / nkv, g = task % nkv;
+    at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
+    at::Tensor dkb = head_view(dk, b, T, g, hd), dvb = head_view(dv, b, T, g, hd);
+    dkb.zero_();
+    dvb.zero_();
+    for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+      at::Tensor qb = head_view(q, b, T, h, hd), dob = head_view(dout, b, T, h, hd);
+      at::Tensor dqb = head_view(dq, b, T, h, hd);
+      for (int64_t r0 = 0; r0 < T; r0 += d.block) {
+        const int64_t tb = std::min(d.block, T - r0), e = r0 + tb;
+        at::Tensor p = tiler.kept(probs, b * d.heads + h, r0, tb);  // [tb, e] fp32
+        if (!p.defined()) p = tiler.probs(qb, kb, b, r0, tb, {});
+        at::Tensor dob_t = dob.narrow(0, r0, tb);                   // [tb, hd]
+        at::Tensor dvb_e = dvb.narrow(0, 0, e);
+        dvb_e.addmm_(p.to(dt).t(), dob_t);                          // dV += P^T dO
+        at::Tensor dp = at::mm(dob_t, vb.narrow(0, 0, e).t()).to(at::kFloat);  // [tb, e]
+        // softmax backward in fp32; masked entries have p = 0, so their gradient is 0
+        at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat).to(dt);
+        if (!d.q_scaled) ds.div_(tiler.div);
+        at::Tensor dqt = dqb.narrow(0, r0, tb);
+        at::mm_out(dqt, ds, kb.narrow(0, 0, e));                    // dQ = dS K
+        at::Tensor dkb_e = dkb.narrow(0, 0, e);
+        dkb_e.addmm_(ds.t(), qb.narrow(0, r0, tb));                  // dK += dS^T Q
       }
     }
   });

@@ -21,20 +21,29 @@ namespace abm {
 
 struct AttnDims {
   int64_t B = 0, T = 0, heads = 0, kv_heads = 0, head_dim = 0;
-  int64_t block = 128;  // query rows per score tile
+  int64_t block = 128;    // query rows per score tile
+  bool q_scaled = false;  // q already carries the 1/sqrt(head_dim) (then tiles skip it)
 };
+
+// Floats of the probabilities attention_forward keeps per head: the lower tiles only.
+int64_t attention_probs_per_head(const AttnDims& d);
 
 // q [N = B*T, heads*hd], k, v [N, kv_heads*hd]: row-major views (last dim contiguous, any
 // row stride, e.g. column slices of one qkv buffer), RoPE already applied to q and k.
-// masked: [1 or B, T, T] bool, true where query i must not see key j (may be undefined:
-// plain causal). out: [N, heads*hd] view, written.
+// masked: [1 or B, T, T] bool, true where query i must not see key j; undefined = plain
+// causal (then only the diagonal tiles are masked). out: [N, heads*hd] view, written.
+// probs: optional [B*heads, attention_probs_per_head] fp32, receives the probabilities so
+// the backward need not recompute them.
 void attention_forward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
-                       const at::Tensor& v, const at::Tensor& masked, at::Tensor out);
+                       const at::Tensor& v, const at::Tensor& masked, at::Tensor out,
+                       at::Tensor probs = {});
 
 // dout [N, heads*hd] -> dq [N, heads*hd] (written), dk, dv [N, kv_heads*hd] (zeroed, then
-// accumulated over the heads that share them).
+// accumulated over the heads that share them). probs: what attention_forward kept, or
+// undefined (each tile's probabilities are recomputed with the forward's ops: same bits).
 void attention_backward(const AttnDims& d, const at::Tensor& q, const at::Tensor& k,
                         const at::Tensor& v, const at::Tensor& masked, const at::Tensor& dout,
-                        at::Tensor dq, at::Tensor dk, at::Tensor dv);
+                        at::Tensor dq, at::Tensor dk, at::Tensor dv,
+                        const at::Tensor& probs = {});
 
 }  // namespace abm

@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <malloc.h>
 
+#include <cmath>
+
 #include "core/check.h"
 #include "core/timer.h"
 #include "data/example.h"
@@ -53,11 +55,12 @@ at::Tensor rms_backward(const at::Tensor& dy, const at::Tensor& x, const at::Ten
 
 // RoPE in place on x [N, heads, hd] (rows of any stride, heads and hd contiguous), in one
 // pass: y = x cos + R(x) sin with R(x) = [-x2, x1], i.e. y1 = x1 c - x2 s, y2 = x2 c + x1 s,
-// each product rounded to the dtype before the sum — Rope::apply's ops, so the same bits.
+// each product rounded to the dtype before the sum — Rope::apply's ops, so the same bits
+// (at scale 1).
 // backward = the transpose: dx = dy cos + R^T(dy sin), R^T(z) = [z2, -z1].
 // cos/sin [N, 1, hd] contiguous (the halves repeat, as Rope::tables builds them).
 template <typename T, bool kBackward>
-void rope_kernel(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
+void rope_kernel(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, float scale) {
   const int64_t N = x.size(0), heads = x.size(1), hd = x.size(2), half = hd / 2;
   const int64_t rs = x.stride(0);
   ABM_CHECK(x.stride(2) == 1 && x.stride(1) == hd && cos.is_contiguous() && sin.is_contiguous(),
@@ -65,37 +68,45 @@ void rope_kernel(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
   T* base = x.data_ptr<T>();
   const T* cb = cos.data_ptr<T>();
   const T* sb = sin.data_ptr<T>();
+  const T sc = T(scale);
   at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      const T* c = cb + n * hd;
-      const T* s = sb + n * hd;
+      const T* __restrict c = cb + n * hd;
+      const T* __restrict s = sb + n * hd;
       for (int64_t h = 0; h < heads; ++h) {
-        T* p = base + n * rs + h * hd;
+        T* __restrict p1 = base + n * rs + h * hd;
+        T* __restrict p2 = p1 + half;
         for (int64_t j = 0; j < half; ++j) {
-          const T a = p[j], b = p[j + half];
+          const T a = p1[j], b = p2[j];
           const T ac = a * c[j], bc = b * c[j + half];
+          T y1, y2;
           if (!kBackward) {
-            const T bs = b * s[j], as = a * s[j + half];
-            p[j] = T(ac - bs);
-            p[j + half] = T(bc + as);
+            y1 = T(ac - T(b * s[j]));
+            y2 = T(bc + T(a * s[j + half]));
           } else {
-            const T bs = b * s[j + half], as = a * s[j];
-            p[j] = T(ac + bs);
-            p[j + half] = T(bc - as);
+            y1 = T(ac + T(b * s[j + half]));
+            y2 = T(bc - T(a * s[j]));
           }
+          p1[j] = T(y1 * sc);
+          p2[j] = T(y2 * sc);
         }
       }
     }
   });
 }
-void rope_forward_(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
-  if (x.scalar_type() == at::kFloat) rope_kernel<float, false>(x, cos, sin);
-  else rope_kernel<at::BFloat16, false>(x, cos, sin);
+// scale multiplies the result (1/sqrt(head_dim) on q folds attention's scaling in here;
+// exact when head_dim is a power of 4, as in LLaMA's 64 and 256).
+void rope_forward_(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, float scale) {
+  if (x.scalar_type() == at::kFloat) rope_kernel<float, false>(x, cos, sin, scale);
+  else rope_kernel<at::BFloat16, false>(x, cos, sin, scale);
 }
-void rope_backward_(at::Tensor dy, const at::Tensor& cos, const at::Tensor& sin) {
-  if (dy.scalar_type() == at::kFloat) rope_kernel<float, true>(dy, cos, sin);
-  else rope_kernel<at::BFloat16, true>(dy, cos, sin);
+void rope_backward_(at::Tensor dy, const at::Tensor& cos, const at::Tensor& sin, float scale) {
+  if (dy.scalar_type() == at::kFloat) rope_kernel<float, true>(dy, cos, sin, scale);
+  else rope_kernel<at::BFloat16, true>(dy, cos, sin, scale);
 }
+
+// Attention probabilities are kept for the backward when they take at most this per layer.
+constexpr int64_t kProbsBudget = int64_t(64) << 20;
 
 }  // namespace
 
@@ -103,6 +114,7 @@ Backprop::Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute)
     : model_(model), adapters_(adapters), recompute_(recompute), full_(adapters == nullptr),
       rope_(model.config()) {
   ABM_CHECK(model.has_embedding() && model.has_head(), "Backprop needs the whole model");
+  ABM_CHECK(!full_ || model.dtype() == at::kFloat, "full-parameter training runs in fp32");
   // Every step allocates and frees the same activation buffers (MiBs each). By default glibc
   // serves them with mmap or trims them off the heap when freed, so each step page-faults
   // all of its activation memory afresh (~150k faults per step on the bench model). Keep
@@ -113,7 +125,6 @@ Backprop::Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute)
     return true;
   }();
   (void)heap_kept;
-  ABM_CHECK(!full_ || model.dtype() == at::kFloat, "full-parameter training runs in fp32");
   for (auto& [name, t] : model.named_weights()) {
     if (name == "model.embed_tokens.weight") embed_ = t;
     if (name == "model.norm.weight") norm_ = t;
@@ -137,6 +148,24 @@ Backprop::Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute)
       ABM_CHECK(!p->adapter || ours, "Backprop: a projection carries an adapter that is not "
                 "part of the trained AdapterSet");
     }
+  // One weight tensor per input-sharing group (frozen weights only: in full mode the model's
+  // weights are the optimizer's parameters and keep their own storage).
+  fused_.assign(model.layers().size(), {});
+  if (!full_) {
+    at::NoGradGuard ng;
+    for (size_t i = 0; i < model.layers().size(); ++i) {
+      DecoderLayer& l = model.layers()[i];
+      fused_[i][0] = at::cat({l.q.weight, l.k.weight, l.v.weight}, 0);
+      const int64_t nq = l.q.weight.size(0), nk = l.k.weight.size(0);
+      l.q.weight = fused_[i][0].narrow(0, 0, nq);
+      l.k.weight = fused_[i][0].narrow(0, nq, nk);
+      l.v.weight = fused_[i][0].narrow(0, nq + nk, l.v.weight.size(0));
+      fused_[i][1] = at::cat({l.gate.weight, l.up.weight}, 0);
+      const int64_t ng_ = l.gate.weight.size(0);
+      l.gate.weight = fused_[i][1].narrow(0, 0, ng_);
+      l.up.weight = fused_[i][1].narrow(0, ng_, l.up.weight.size(0));
+    }
+  }
 }
 
 const at::Tensor& Backprop::weight(size_t i, int kind) const {
@@ -145,16 +174,39 @@ const at::Tensor& Backprop::weight(size_t i, int kind) const {
   return p[kind]->weight;
 }
 
+int64_t Backprop::column(size_t i, Group g, int kind) const {
+  int64_t c = 0;
+  for (int k = g.first; k < kind; ++k) c += weight(i, k).size(0);
+  return c;
+}
+
+at::Tensor Backprop::fused(size_t i, Group g) const {
+  if (g.count == 1 || !fused_[i][0].defined()) return {};
+  const at::Tensor& f = fused_[i][g.first == kQ ? 0 : 1];
+  // Still the views this object made? (Someone may have assigned new weight tensors.)
+  const char* base = static_cast<const char*>(f.data_ptr());
+  for (int k = g.first; k < g.first + g.count; ++k) {
+    const at::Tensor& w = weight(i, k);
+    if (!w.is_contiguous() || w.data_ptr() != base + column(i, g, k) * w.size(1) * w.element_size())
+      return {};
+  }
+  return f;
+}
+
 LoraLinear* Backprop::active(size_t i, int kind) const {
   LoraLinear* a = lora_[i][kind];
   return a && a->enabled() && !a->merged() ? a : nullptr;
 }
 
+bool Backprop::dropping(size_t i, int kind) const {
+  LoraLinear* a = active(i, kind);
+  return a && a->train() && a->dropout() > 0.0;
+}
+
 std::vector<at::Tensor> Backprop::save_rng(size_t i) const {
   std::vector<at::Tensor> s(kProjs);
   for (int k = 0; k < kProjs; ++k)
-    if (LoraLinear* a = active(i, k))
-      if (a->train() && a->dropout() > 0) s[k] = a->dropout_state();
+    if (dropping(i, k)) s[k] = lora_[i][k]->dropout_state();
   return s;
 }
 
@@ -163,68 +215,127 @@ void Backprop::load_rng(size_t i, const std::vector<at::Tensor>& states) const {
     if (states[k].defined()) lora_[i][k]->set_dropout_state(states[k]);
 }
 
+// y += s * hA B^T, as PEFT adds it: in fp32, rounded once to y's dtype.
+void Backprop::lora_add(LoraLinear* a, const at::Tensor& hA, at::Tensor y) const {
+  if (y.scalar_type() == at::kFloat) y.addmm_(hA, a->B().t(), 1.0, a->scale());
+  else y.copy_(at::add(y, at::mm(hA, a->B().t()).mul_(a->scale())));
+}
+
 // y = x W^T, plus LoRA as PEFT computes it: s * B (A (dropout(x.to(fp32)))), added in fp32
-// and rounded once to the base dtype. Masks come from the module's own generator, drawn
+// and rounded once to the base dtype. Masks come from each module's own generator, drawn
 // exactly as LoraLinear::forward draws them.
-void Backprop::proj_forward(size_t i, int kind, const at::Tensor& x, at::Tensor y, ProjState& st) {
+void Backprop::group_forward(size_t i, Group g, const at::Tensor& x, at::Tensor y, LayerState& s) {
   {
     ProfSpan span(this, "frozen GEMMs");
-    at::mm_out(y, x, weight(i, kind).t());
+    at::Tensor w = fused(i, g);
+    if (w.defined()) {
+      at::mm_out(y, x, w.t());
+    } else {
+      for (int k = g.first; k < g.first + g.count; ++k) {
+        at::Tensor yk = y.narrow(1, column(i, g, k), weight(i, k).size(0));
+        at::mm_out(yk, x, weight(i, k).t());
+      }
+    }
   }
-  LoraLinear* a = active(i, kind);
-  if (!a) return;
   ProfSpan span(this, "LoRA");
-  at::Tensor xf = x.to(at::kFloat);
-  if (a->train() && a->dropout() > 0.0) {
+  at::Tensor xf;  // the input in fp32, made on first use
+  std::vector<int> shared;  // modules without dropout: one GEMM for all their A x
+  for (int k = g.first; k < g.first + g.count; ++k) {
+    LoraLinear* a = active(i, k);
+    if (!a) continue;
+    if (!xf.defined()) xf = x.to(at::kFloat);
+    if (!dropping(i, k)) {
+      shared.push_back(k);
+      continue;
+    }
     const double p = a->dropout();
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>();
     gen.set_state(a->dropout_state());
-    st.keep = at::empty_like(xf).bernoulli_(1.0 - p, gen).div_(1.0 - p);
+    s.p[k].keep = at::empty_like(xf).bernoulli_(1.0 - p, gen).div_(1.0 - p);
     a->set_dropout_state(gen.get_state());
-    xf = xf * st.keep;
+    s.p[k].hA = at::mm(xf * s.p[k].keep, a->A().t());  // [N, r]
+    lora_add(a, s.p[k].hA, y.narrow(1, column(i, g, k), weight(i, k).size(0)));
   }
-  st.hA = at::mm(xf, a->A().t());  // [N, r]
-  if (y.scalar_type() == at::kFloat) {
-    y.addmm_(st.hA, a->B().t(), 1.0, a->scale());
-  } else {
-    y.copy_(at::add(y, at::mm(st.hA, a->B().t()).mul_(a->scale())));
+  if (shared.empty()) return;
+  std::vector<at::Tensor> As;
+  for (int k : shared) As.push_back(lora_[i][k]->A());
+  at::Tensor hA = at::mm(xf, (As.size() == 1 ? As[0] : at::cat(As, 0)).t());  // [N, sum r]
+  int64_t off = 0;
+  for (int k : shared) {
+    LoraLinear* a = lora_[i][k];
+    s.p[k].hA = hA.narrow(1, off, a->r());
+    off += a->r();
+    lora_add(a, s.p[k].hA, y.narrow(1, column(i, g, k), weight(i, k).size(0)));
   }
 }
 
-// dx (= or +=) dy W, and the LoRA gradients: dB += s dy^T hA, dA += s (dy B)^T xd,
-// dx += (s (dy B) A) * keep. Full mode: dW += dy^T x.
-void Backprop::proj_backward(size_t i, int kind, const at::Tensor& dy, const at::Tensor& x,
-                             const ProjState& st, at::Tensor dx, bool accumulate) {
-  const at::Tensor& W = weight(i, kind);
+// dx = dy W, and the LoRA gradients: dB += s dy^T hA, dA += (s dy B)^T xd,
+// dx += ((s dy B) A) * keep. Full mode: dW += dy^T x.
+void Backprop::group_backward(size_t i, Group g, const at::Tensor& dy, const at::Tensor& x,
+                              const LayerState& s, at::Tensor dx) {
+  auto dy_of = [&](int k) { return dy.narrow(1, column(i, g, k), weight(i, k).size(0)); };
   {
     ProfSpan span(this, "frozen GEMMs");
-    if (accumulate) dx.addmm_(dy, W);
-    else at::mm_out(dx, dy, W);
+    at::Tensor w = fused(i, g);
+    if (w.defined()) {
+      at::mm_out(dx, dy, w);
+    } else {
+      for (int k = g.first; k < g.first + g.count; ++k) {
+        if (k == g.first) at::mm_out(dx, dy_of(k), weight(i, k));
+        else dx.addmm_(dy_of(k), weight(i, k));
+      }
+    }
   }
   if (full_) {
     ProfSpan span(this, "weight gradients (full)");
-    grad_of(W).addmm_(dy.t(), x);
+    for (int k = g.first; k < g.first + g.count; ++k) grad_of(weight(i, k)).addmm_(dy_of(k).t(), x);
   }
-  LoraLinear* a = active(i, kind);
-  if (!a) return;
   ProfSpan span(this, "LoRA");
-  const double s = a->scale();
-  at::Tensor dyf = dy.to(at::kFloat);
-  grad_of(a->B()).addmm_(dyf.t(), st.hA, 1.0, s);
-  at::Tensor g = at::mm(dyf, a->B()).mul_(s);  // [N, r]
-  at::Tensor xd = x.to(at::kFloat);
-  if (st.keep.defined()) xd = xd * st.keep;
-  grad_of(a->A()).addmm_(g.t(), xd);
-  if (!st.keep.defined() && dx.scalar_type() == at::kFloat) {
-    dx.addmm_(g, a->A());
-  } else {
-    at::Tensor gx = at::mm(g, a->A());  // [N, in] fp32
-    if (st.keep.defined()) gx.mul_(st.keep);
+  at::Tensor xf;
+  std::vector<int> shared;
+  int64_t shared_r = 0;
+  for (int k = g.first; k < g.first + g.count; ++k) {
+    LoraLinear* a = active(i, k);
+    if (!a) continue;
+    if (!xf.defined()) xf = x.to(at::kFloat);
+    at::Tensor dyf = dy_of(k).to(at::kFloat);
+    grad_of(a->B()).addmm_(dyf.t(), s.p[k].hA, 1.0, a->scale());
+    if (!dropping(i, k)) {
+      shared.push_back(k);
+      shared_r += a->r();
+      continue;
+    }
+    at::Tensor gk = at::mm(dyf, a->B()).mul_(a->scale());  // [N, r]
+    grad_of(a->A()).addmm_(gk.t(), xf * s.p[k].keep);
+    at::Tensor gx = at::mm(gk, a->A()).mul_(s.p[k].keep);  // [N, in] fp32
     dx.add_(gx.to(dx.scalar_type()));
   }
+  if (shared.empty()) return;
+  at::Tensor G = at::empty({dy.size(0), shared_r}, dy.options().dtype(at::kFloat));  // [N, sum r]
+  std::vector<at::Tensor> As;
+  int64_t off = 0;
+  for (int k : shared) {
+    LoraLinear* a = lora_[i][k];
+    at::Tensor gk = G.narrow(1, off, a->r());
+    at::mm_out(gk, dy_of(k).to(at::kFloat), a->B());
+    gk.mul_(a->scale());
+    As.push_back(a->A());
+    off += a->r();
+  }
+  at::Tensor A = As.size() == 1 ? As[0] : at::cat(As, 0);  // [sum r, in]
+  at::Tensor dA = at::mm(G.t(), xf);                         // [sum r, in]
+  off = 0;
+  for (int k : shared) {
+    LoraLinear* a = lora_[i][k];
+    grad_of(a->A()).add_(dA.narrow(0, off, a->r()));
+    off += a->r();
+  }
+  if (dx.scalar_type() == at::kFloat) dx.addmm_(G, A);
+  else dx.add_(at::mm(G, A).to(dx.scalar_type()));
 }
 
-at::Tensor Backprop::layer_forward(size_t i, const at::Tensor& x, LayerState& s, const Ctx& c) {
+at::Tensor Backprop::layer_forward(size_t i, const at::Tensor& x, LayerState& s, const Ctx& c,
+                                   bool keep) {
   const LlamaConfig& cfg = model_.config();
   const DecoderLayer& l = model_.layers()[i];
   const int64_t N = c.N, H = cfg.hidden, qd = cfg.q_dim(), kvd = cfg.kv_dim(), I = cfg.intermediate;
@@ -235,23 +346,22 @@ at::Tensor Backprop::layer_forward(size_t i, const at::Tensor& x, LayerState& s,
     s.xn1 = rms_forward(x, l.input_norm, cfg.rms_eps, s.r1);
   }
   s.qkv = at::empty({N, qd + 2 * kvd}, opts);
+  group_forward(i, kAttnIn, s.xn1, s.qkv, s);
   at::Tensor q = s.qkv.narrow(1, 0, qd), k = s.qkv.narrow(1, qd, kvd), v = s.qkv.narrow(1, qd + kvd, kvd);
-  proj_forward(i, kQ, s.xn1, q, s.p[kQ]);
-  proj_forward(i, kK, s.xn1, k, s.p[kK]);
-  proj_forward(i, kV, s.xn1, v, s.p[kV]);
   {
     ProfSpan span(this, "RoPE");
-    rope_forward_(q.view({N, cfg.heads, cfg.head_dim}), c.cos, c.sin);
-    rope_forward_(k.view({N, cfg.kv_heads, cfg.head_dim}), c.cos, c.sin);
+    rope_forward_(q.view({N, cfg.heads, cfg.head_dim}), c.cos, c.sin, c.q_scale);
+    rope_forward_(k.view({N, cfg.kv_heads, cfg.head_dim}), c.cos, c.sin, 1.0f);
   }
   s.att = at::empty({N, qd}, opts);
-  AttnDims ad{c.B, c.T, cfg.heads, cfg.kv_heads, cfg.head_dim, attn_block_};
   {
     ProfSpan span(this, "attention");
-    attention_forward(ad, q, k, v, c.masked, s.att);
+    if (keep && c.keep_probs)
+      s.probs = at::empty({c.B * cfg.heads, attention_probs_per_head(c.attn)}, opts.dtype(at::kFloat));
+    attention_forward(c.attn, q, k, v, c.masked, s.att, s.probs);
   }
   at::Tensor o = at::empty({N, H}, opts);
-  proj_forward(i, kO, s.att, o, s.p[kO]);
+  group_forward(i, kAttnOut, s.att, o, s);
   {
     ProfSpan span(this, "residual adds");
     s.h = o.add_(x);
@@ -261,16 +371,14 @@ at::Tensor Backprop::layer_forward(size_t i, const at::Tensor& x, LayerState& s,
     s.xn2 = rms_forward(s.h, l.post_norm, cfg.rms_eps, s.r2);
   }
   s.gu = at::empty({N, 2 * I}, opts);
-  at::Tensor g = s.gu.narrow(1, 0, I), u = s.gu.narrow(1, I, I);
-  proj_forward(i, kGate, s.xn2, g, s.p[kGate]);
-  proj_forward(i, kUp, s.xn2, u, s.p[kUp]);
+  group_forward(i, kMlpIn, s.xn2, s.gu, s);
   at::Tensor act;  // [N, I]
   {
     ProfSpan span(this, "SwiGLU");
-    act = at::silu(g).mul_(u);
+    act = at::silu(s.gu.narrow(1, 0, I)).mul_(s.gu.narrow(1, I, I));
   }
   at::Tensor y = at::empty({N, H}, opts);
-  proj_forward(i, kDown, act, y, s.p[kDown]);
+  group_forward(i, kMlpOut, act, y, s);
   ProfSpan span(this, "residual adds");
   return y.add_(s.h);
 }
@@ -289,48 +397,45 @@ at::Tensor Backprop::layer_backward(size_t i, LayerState& s, const at::Tensor& d
     if (full_ || active(i, kDown)) act = sg * u;
   }
   at::Tensor da = at::empty({N, I}, opts);
-  proj_backward(i, kDown, dy, act, s.p[kDown], da, false);
+  group_backward(i, kMlpOut, dy, act, s, da);
   act = at::Tensor();
   at::Tensor dgu = at::empty({N, 2 * I}, opts);
-  at::Tensor dg = dgu.narrow(1, 0, I), du = dgu.narrow(1, I, I);
   {
     ProfSpan span(this, "SwiGLU");
+    at::Tensor dg = dgu.narrow(1, 0, I), du = dgu.narrow(1, I, I);
     at::mul_out(du, da, sg);
-    at::silu_backward_out(dg, da * u, g);
+    at::silu_backward_out(dg, da.mul_(u), g);
   }
   sg = da = at::Tensor();
-  s.gu = at::Tensor();
   at::Tensor dxn2 = at::empty({N, H}, opts);
-  proj_backward(i, kGate, dg, s.xn2, s.p[kGate], dxn2, false);
-  proj_backward(i, kUp, du, s.xn2, s.p[kUp], dxn2, true);
+  group_backward(i, kMlpIn, dgu, s.xn2, s, dxn2);
   dgu = at::Tensor();
+  s.gu = at::Tensor();
   at::Tensor dh;
   {
     ProfSpan span(this, "RMSNorm");
     dh = rms_backward(dxn2, s.h, l.post_norm, s.r2, full_).add_(dy);
   }
   dxn2 = at::Tensor();
-  // attention: h = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1)))
+  // attention: h = x + o(attn(rope(q(xn1)) / sqrt(hd), rope(k(xn1)), v(xn1)))
   at::Tensor datt = at::empty({N, qd}, opts);
-  proj_backward(i, kO, dh, s.att, s.p[kO], datt, false);
+  group_backward(i, kAttnOut, dh, s.att, s, datt);
   at::Tensor dqkv = at::empty({N, qd + 2 * kvd}, opts);
   at::Tensor dq = dqkv.narrow(1, 0, qd), dk = dqkv.narrow(1, qd, kvd), dv = dqkv.narrow(1, qd + kvd, kvd);
-  AttnDims ad{c.B, c.T, cfg.heads, cfg.kv_heads, cfg.head_dim, attn_block_};
   {
     ProfSpan span(this, "attention");
-    attention_backward(ad, s.qkv.narrow(1, 0, qd), s.qkv.narrow(1, qd, kvd),
-                       s.qkv.narrow(1, qd + kvd, kvd), c.masked, datt, dq, dk, dv);
+    attention_backward(c.attn, s.qkv.narrow(1, 0, qd), s.qkv.narrow(1, qd, kvd),
+                       s.qkv.narrow(1, qd + kvd, kvd), c.masked, datt, dq, dk, dv, s.probs);
   }
   datt = at::Tensor();
+  s.probs = at::Tensor();
   {
     ProfSpan span(this, "RoPE");
-    rope_backward_(dq.view({N, cfg.heads, cfg.head_dim}), c.cos, c.sin);
-    rope_backward_(dk.view({N, cfg.kv_heads, cfg.head_dim}), c.cos, c.sin);
+    rope_backward_(dq.view({N, cfg.heads, cfg.head_dim}), c.cos, c.sin, c.q_scale);
+    rope_backward_(dk.view({N, cfg.kv_heads, cfg.head_dim}), c.cos, c.sin, 1.0f);
   }
   at::Tensor dxn1 = at::empty({N, H}, opts);
-  proj_backward(i, kQ, dq, s.xn1, s.p[kQ], dxn1, false);
-  proj_backward(i, kK, dk, s.xn1, s.p[kK], dxn1, true);
-  proj_backward(i, kV, dv, s.xn1, s.p[kV], dxn1, true);
+  group_backward(i, kAttnIn, dqkv, s.xn1, s, dxn1);
   ProfSpan span(this, "RMSNorm");
   return rms_backward(dxn1, s.x, l.input_norm, s.r1, full_).add_(dh);
 }
@@ -378,6 +483,9 @@ LossSum Backprop::run(const Batch& b) {
   c.cos = cos.reshape({c.N, 1, cfg.head_dim});
   c.sin = sin.reshape({c.N, 1, cfg.head_dim});
   if (b.allowed.defined()) c.masked = b.allowed.squeeze(1).logical_not();  // [B, T, T]
+  c.q_scale = float(1.0 / std::sqrt(double(cfg.head_dim)));
+  c.attn = AttnDims{c.B, c.T, cfg.heads, cfg.kv_heads, cfg.head_dim, attn_block_, /*q_scaled=*/true};
+  c.keep_probs = c.B * cfg.heads * attention_probs_per_head(c.attn) * 4 <= kProbsBudget;
 
   const size_t L = model_.layers().size();
   std::vector<LayerState> st(L);
@@ -390,11 +498,11 @@ LossSum Backprop::run(const Batch& b) {
     if (recompute_) {
       st[i].rng = save_rng(i);
       LayerState tmp;
-      at::Tensor y = layer_forward(i, x, tmp, c);
+      at::Tensor y = layer_forward(i, x, tmp, c, /*keep=*/false);
       st[i].x = x;
       x = y;
     } else {
-      x = layer_forward(i, x, st[i], c);
+      x = layer_forward(i, x, st[i], c, /*keep=*/true);
     }
   }
   at::Tensor dx;
@@ -407,7 +515,7 @@ LossSum Backprop::run(const Batch& b) {
       std::vector<at::Tensor> after = save_rng(i);
       load_rng(i, st[i].rng);
       at::Tensor in = st[i].x;
-      layer_forward(i, in, st[i], c);
+      layer_forward(i, in, st[i], c, /*keep=*/true);
       load_rng(i, after);
     }
     dx = layer_backward(i, st[i], dx, c);

@@ -4,12 +4,18 @@
 //
 // Why: on CPU the autograd version of the model spends a large share of the step outside
 // the frozen GEMMs — batched attention matmuls far below peak, T x T score tensors going
-// through memory pass after pass, saved copies of every intermediate. Here each layer
-// keeps only what its backward reads (its input, the normed inputs, q/k/v, the attention
-// output, the gate/up outputs, the LoRA down-projections, dropout masks); attention is
-// train/attention.h (per head, in cache, causal tiles only); LoRA adds into the frozen
-// projection's output with one GEMM (addmm) and accumulates its A/B gradients in place;
-// the head and the cross-entropy run in row chunks, so [N, vocab] logits never exist.
+// through memory pass after pass, saved copies of every intermediate. Here:
+// - the projections that share an input are one GEMM each (q|k|v, gate|up): in LoRA mode
+//   their frozen weights are laid out once as one tensor, and the model's weights become
+//   views of it (same values; merge/unmerge and saving work as before);
+// - LoRA adds into the frozen output with one addmm per module; the A down-projections of
+//   modules sharing an input (and without dropout) are one GEMM, and so are their dA and
+//   input-gradient updates in the backward;
+// - attention is train/attention.h (per head, in cache, causal tiles only), with 1/sqrt(d)
+//   folded into the RoPE pass over q, and the probabilities kept for the backward when they
+//   fit (<= 64 MiB per layer), else recomputed tile by tile;
+// - the head and the cross-entropy run in row chunks, so [N, vocab] logits never exist;
+// - each layer keeps only what its backward reads.
 //
 // Semantics are the model's own (llama_layer.cpp, lora_linear.cpp, data/loss.cpp: same
 // casts, fp32 RMSNorm statistics and softmax, same dropout masks from each module's own
@@ -61,6 +67,11 @@ class Backprop {
 
  private:
   enum { kQ, kK, kV, kO, kGate, kUp, kDown, kProjs };
+  // Projections sharing one input, whose outputs are adjacent columns of one buffer.
+  struct Group {
+    int first, count;
+  };
+  static constexpr Group kAttnIn{kQ, 3}, kAttnOut{kO, 1}, kMlpIn{kGate, 2}, kMlpOut{kDown, 1};
   struct ProjState {    // what one projection's backward reads (LoRA only)
     at::Tensor hA;      // [N, r] fp32: A applied to the (dropped-out) input
     at::Tensor keep;    // [N, in] fp32 dropout keep mask / (1 - p); undefined without dropout
@@ -71,6 +82,7 @@ class Backprop {
     at::Tensor xn1, xn2;       // [N, H] normed inputs of attention and MLP
     at::Tensor qkv;            // [N, qd + 2 kvd]: q and k after RoPE, v
     at::Tensor att;            // [N, qd] attention output (o_proj input)
+    at::Tensor probs;          // [B*heads, tiles] fp32 attention probabilities, when kept
     at::Tensor h;              // [N, H] residual stream after attention
     at::Tensor gu;             // [N, 2 I] gate | up outputs
     std::array<ProjState, kProjs> p;
@@ -80,18 +92,28 @@ class Backprop {
     int64_t B = 0, T = 0, N = 0;
     at::Tensor cos, sin;       // [N, 1, hd] compute dtype
     at::Tensor masked;         // [1 or B, T, T] bool, or undefined (causal)
+    AttnDims attn;
+    float q_scale = 1;         // 1/sqrt(head_dim), applied in the RoPE pass over q
+    bool keep_probs = false;   // attention probabilities fit kProbsBudget
   };
 
-  at::Tensor layer_forward(size_t i, const at::Tensor& x, LayerState& s, const Ctx& c);
+  // keep: s will be differentiated (keeps the attention probabilities when they fit)
+  at::Tensor layer_forward(size_t i, const at::Tensor& x, LayerState& s, const Ctx& c, bool keep);
   at::Tensor layer_backward(size_t i, LayerState& s, const at::Tensor& dy, const Ctx& c);
   // Final norm, head and cross-entropy over row chunks: the loss sum, and d loss / d x.
   LossSum head_loss(const at::Tensor& x, const at::Tensor& labels, const Ctx& c, at::Tensor& dx);
 
-  void proj_forward(size_t i, int kind, const at::Tensor& x, at::Tensor y, ProjState& st);
-  void proj_backward(size_t i, int kind, const at::Tensor& dy, const at::Tensor& x,
-                     const ProjState& st, at::Tensor dx, bool accumulate);
+  // y [N, sum of outs] = x [N, in] W^T (+ LoRA) for the group's projections.
+  void group_forward(size_t i, Group g, const at::Tensor& x, at::Tensor y, LayerState& s);
+  // dx [N, in] (written) from dy [N, sum of outs]; LoRA (and full-mode weight) gradients.
+  void group_backward(size_t i, Group g, const at::Tensor& dy, const at::Tensor& x,
+                      const LayerState& s, at::Tensor dx);
+  void lora_add(LoraLinear* a, const at::Tensor& hA, at::Tensor y) const;
   LoraLinear* active(size_t i, int kind) const;  // the LoRA of a projection when it acts
+  bool dropping(size_t i, int kind) const;       // ... and draws dropout masks
   const at::Tensor& weight(size_t i, int kind) const;
+  int64_t column(size_t i, Group g, int kind) const;  // first output column of kind
+  at::Tensor fused(size_t i, Group g) const;  // the group's one weight tensor, if laid out so
   std::vector<at::Tensor> save_rng(size_t i) const;
   void load_rng(size_t i, const std::vector<at::Tensor>& states) const;
 
@@ -105,6 +127,7 @@ class Backprop {
   friend struct ProfSpan;
   Rope rope_;
   std::vector<std::array<LoraLinear*, kProjs>> lora_;  // per loaded layer, null = none
+  std::vector<std::array<at::Tensor, 2>> fused_;       // per layer: [q|k|v], [gate|up] weights
   at::Tensor embed_, norm_, head_;                     // model weights (handles)
 };
 

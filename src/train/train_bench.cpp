@@ -71,6 +71,7 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
 
   TrainBenchResult r;
   Trainer trainer(tc, model, adapters.get(), data, comm);
+  if (o.attn_block > 0 && trainer.backprop()) trainer.backprop()->set_attention_block(o.attn_block);
   for (auto& p : trainer.params()) r.trainable += p.numel();
   r.peak_gflops = std::max(trainer.peak_gflops(), matmul_peak_gflops(1024, dt, o.peak_reps));
   r.flops_per_token = train_flops_per_token(c, o.seq, o.full);

@@ -25,6 +25,7 @@ struct TrainBenchOptions {
   int warmup = 1;      // untimed steps first
   int peak_reps = 10;  // best-of repetitions of the 1024^3 matmul peak
   bool profile = false;  // time the parts of the step (manual backprop)
+  int64_t attn_block = 0;  // attention tile rows (0 = Backprop's default)
 };
 
 struct TrainBenchResult {

@@ -1,7 +1,8 @@
 // abmlora bench: measured numbers printed side by side in one run — the machine's matmul
 // peak per dtype and thread count, forward tokens/s and MFU against that peak, the train
 // step (tokens/s, MFU, memory, with and without recomputation, next to a PyTorch eager
-// reference loop), and the peak RSS of loading a layer range.
+// reference loop), the peak RSS of loading a layer range, and all-reduce bus bandwidth
+// (nccl-tests columns, MPI or NCCL backend).
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "comm/allreduce_bench.h"
 #include "comm/communicator.h"
 #include "core/log.h"
 #include "core/options.h"
@@ -37,6 +39,8 @@ struct BenchConfig {
   std::string recompute = "off,on";
   int train_threads = 0;
   std::string eager = "auto", python = "/usr/bin/python3";
+  std::string backend = "mpi";  // for "allreduce"
+  AllReduceBenchOptions allreduce;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -152,12 +156,32 @@ void bench_train_table(BenchConfig& cfg) {
   std::fflush(stdout);
 }
 
+void bench_allreduce(const BenchConfig& cfg) {
+  std::unique_ptr<AllReduceTarget> target;
+  if (cfg.backend == "mpi") {
+    target = make_mpi_allreduce_target();
+  } else if (cfg.backend == "nccl") {
+#ifdef ABM_WITH_NCCL
+    target = make_nccl_allreduce_target();
+#else
+    ABM_REQUIRE(false, "--backend nccl: this abmlora was built without NCCL (configure with "
+                "-DABM_WITH_NCCL=ON and a CUDA toolkit with NCCL)");
+#endif
+  } else {
+    ABM_REQUIRE(false, "--backend: \"", cfg.backend, "\" is not mpi or nccl");
+  }
+  auto rows = run_allreduce_bench(*target, cfg.allreduce);
+  if (target->rank() == 0)
+    std::printf("%s", allreduce_table(rows, target->size(), target->name()).c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
   BenchConfig cfg;
   Options opts("bench", "Measure matmul peak, forward and train-step throughput/MFU, and memory.");
-  opts.add()("what", po::value(&cfg.what)->default_value(cfg.what), "matmul,forward,train,load")
+  opts.add()("what", po::value(&cfg.what)->default_value(cfg.what), "matmul,forward,train,load,allreduce")
       ("dtypes", po::value(&cfg.dtypes)->default_value(cfg.dtypes), "fp32,bf16")
       ("threads", po::value(&cfg.threads)->default_value(cfg.threads), "thread counts to try")
       ("matmul-n", po::value(&cfg.matmul_n)->default_value(cfg.matmul_n), "square matmul size")
@@ -189,7 +213,12 @@ int cmd_bench(int argc, char** argv) {
       ("eager", po::value(&cfg.eager)->default_value(cfg.eager), "train: eager reference script (auto | none | PATH)")
       ("python", po::value(&cfg.python)->default_value(cfg.python), "train: interpreter with torch for --eager")
       ("profile", po::bool_switch(&cfg.train.profile), "train: time the parts of the step")
-      ("attn-block", po::value(&cfg.train.attn_block)->default_value(0), "train: attention tile rows (0 = default)");
+      ("attn-block", po::value(&cfg.train.attn_block)->default_value(0), "train: attention tile rows (0 = default)")
+      ("backend", po::value(&cfg.backend)->default_value(cfg.backend), "allreduce: mpi | nccl")
+      ("min-bytes", po::value(&cfg.allreduce.min_bytes)->default_value(cfg.allreduce.min_bytes), "allreduce: smallest message")
+      ("max-bytes", po::value(&cfg.allreduce.max_bytes)->default_value(cfg.allreduce.max_bytes), "allreduce: largest message")
+      ("step-factor", po::value(&cfg.allreduce.step_factor)->default_value(cfg.allreduce.step_factor), "allreduce: size multiplier between rows")
+      ("iters", po::value(&cfg.allreduce.iters)->default_value(cfg.allreduce.iters), "allreduce: timed iterations per size (0 = adaptive)");
   if (!opts.parse(argc, argv)) return 0;
   auto what = split(cfg.what);
   auto has = [&](const char* w) { return std::find(what.begin(), what.end(), w) != what.end(); };
@@ -228,6 +257,7 @@ int cmd_bench(int argc, char** argv) {
     }
   }
   if (has("train")) bench_train_table(cfg);
+  if (has("allreduce")) bench_allreduce(cfg);
   if (has("load")) {
     ABM_REQUIRE(!cfg.model.empty(), "bench --what load needs --model DIR");
     LoadOptions lo;

@@ -108,7 +108,8 @@ std::string read_latest(const std::string& dir) {
   return name;
 }
 
-std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int64_t keep) {
+std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int64_t keep,
+                             const std::function<void()>& before_publish) {
   make_dirs(dir);
   // *.tmp files are never read; ones left by a killed writer are only wasted space.
   for (const std::string& name : dir_entries(dir))
@@ -118,6 +119,7 @@ std::string write_checkpoint(const std::string& dir, const CheckpointState& s, i
   const std::string path = dir + "/" + name, tmp = path + ".tmp";
   try {
     write_checkpoint_file(tmp, s);
+    if (before_publish) before_publish();
     ABM_SYS_CHECK(std::rename(tmp.c_str(), path.c_str()), "rename ", tmp, " -> ", path);
     fsync_dir(dir);
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 // without symlinks, and is as atomic (rename).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,10 @@ std::string read_latest(const std::string& dir);
 
 // Publishes s as dir/ckpt-<s.step>.h5 by the protocol above and returns its path; keep <= 0
 // keeps every checkpoint. A failed write removes its *.tmp and throws abm::Error naming
-// the directory and the reason; the previous checkpoint stays the latest.
-std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int64_t keep = 0);
+// the directory and the reason; the previous checkpoint stays the latest. before_publish
+// (if set) runs after the *.tmp is durable and before the rename: tests stall there to
+// kill a writer mid-publish.
+std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int64_t keep = 0,
+                             const std::function<void()>& before_publish = {});
 
 }  // namespace abm

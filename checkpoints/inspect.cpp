@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -13,15 +14,6 @@
 
 namespace abm {
 namespace {
-
-std::string human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-  return buf;
-}
 
 int64_t file_size(const std::string& p) {
   struct stat st{};
@@ -44,7 +36,7 @@ std::string list(const std::vector<T>& v, size_t max = 8) {
   return os.str();
 }
 
-void describe(std::ostringstream& os, const CheckpointState& s) {
+void describe(std::ostringstream& os, const CheckpointState& s, bool verbose) {
   os << "  format " << kCheckpointFormat << " v" << s.format_version << ", written " << s.created
      << " by abmlora " << s.tool_version << "\n";
   os << "  step " << s.step << ", epoch " << s.epoch << ", samples seen " << s.samples_seen
@@ -77,15 +69,29 @@ void describe(std::ostringstream& os, const CheckpointState& s) {
   int64_t params = 0;
   for (auto& [name, t] : s.trainable) params += t.numel();
   os << "  " << (s.lora ? "adapter" : "params") << ": " << s.trainable.size() << " tensors, "
-     << params << " parameters, " << human(state_bytes(s)) << " of tensors with moments\n";
+     << params << " parameters, " << human_bytes(state_bytes(s)) << " of tensors with moments\n";
+  // One line per module ("<module>  lora_A [..]  lora_B [..]"); a 7B adapter has 224, so
+  // the summary shows the first few.
+  constexpr int kSummaryModules = 4;
   std::string module;
-  for (auto& [name, t] : s.trainable) {  // one line per module: "<module>  lora_A [..]  lora_B [..]"
+  int modules = 0;
+  for (auto& [name, t] : s.trainable) {
     std::string m = name.substr(0, name.rfind('.')), leaf = name.substr(name.rfind('.') + 1);
-    if (m != module) os << (module.empty() ? "" : "\n") << "    " << m, module = m;
-    os << "  " << leaf << " " << shape_str(t);
+    if (m != module) {
+      module = m;
+      if (++modules <= kSummaryModules || verbose) os << (modules > 1 ? "\n" : "") << "    " << m;
+    }
+    if (modules <= kSummaryModules || verbose) os << "  " << leaf << " " << shape_str(t);
+  }
+  if (modules > kSummaryModules && !verbose)
+    os << "\n    ... " << modules - kSummaryModules << " more modules (--verbose lists all)";
+  std::istringstream cfg(s.config);
+  if (!verbose) {
+    int64_t lines = std::count(s.config.begin(), s.config.end(), '\n');
+    os << "\n  config: " << lines << " options (--verbose prints them)\n";
+    return;
   }
   os << "\n  config:\n";
-  std::istringstream cfg(s.config);
   for (std::string line; std::getline(cfg, line);) os << "    " << line << "\n";
 }
 
@@ -113,13 +119,22 @@ void describe_raw(std::ostringstream& os, const std::string& path) {
 
 }  // namespace
 
-Inspection inspect_checkpoint(const std::string& path) {
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+Inspection inspect_checkpoint(const std::string& path, bool verbose) {
   std::ostringstream os;
   Inspection out;
-  os << "checkpoint: " << path << " (" << human(double(file_size(path))) << ")\n";
+  os << "checkpoint: " << path << " (" << human_bytes(double(file_size(path))) << ")\n";
   try {
     CheckpointState s = read_checkpoint(path);
-    describe(os, s);
+    describe(os, s, verbose);
     out.verifies = true;
     os << "verifies: yes (format, structure and every checksum)\n";
   } catch (const Error& e) {
@@ -147,7 +162,7 @@ Inspection inspect_checkpoint_dir(const std::string& dir) {
       verdict = std::string("no (") + e.what() + ")";
     }
     os << "  " << c.path.substr(c.path.rfind('/') + 1) << "  step " << c.step << "  "
-       << human(double(file_size(c.path))) << "  verifies: " << verdict << "\n";
+       << human_bytes(double(file_size(c.path))) << "  verifies: " << verdict << "\n";
   }
   std::string pick;
   for (const CheckpointFile& c : resume_candidates(dir))

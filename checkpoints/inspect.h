@@ -11,7 +11,11 @@ struct Inspection {
   bool verifies = false;  // file: it verifies; directory: some checkpoint does
 };
 
-Inspection inspect_checkpoint(const std::string& path);
+// A short summary; verbose adds every module's tensors and the resolved config.
+Inspection inspect_checkpoint(const std::string& path, bool verbose = false);
 Inspection inspect_checkpoint_dir(const std::string& dir);
+
+// "1.5 MiB": sizes as `abmlora inspect` prints them (models and checkpoints alike).
+std::string human_bytes(double bytes);
 
 }  // namespace abm

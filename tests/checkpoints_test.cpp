@@ -632,11 +632,17 @@ TEST(Inspect, CheckpointFileAndDirectory) {
   write_checkpoint(dir, make_state(10));
   std::string p20 = write_checkpoint(dir, make_state(20));
   const std::string bin = ABM_BINARY;
-  test::RunResult r = test::run(bin + " inspect " + p20);
+  test::RunResult r = test::run(bin + " inspect " + p20);  // the short summary
   EXPECT_EQ(r.status, 0) << r.output;
   for (const char* want : {"step 20, epoch 2, samples seen 160", "base model /models/tiny",
-                           "model.layers.2.self_attn.v_proj  lora_A [4, 24]  lora_B [24, 4]",
-                           "abm: seed 9", "lora-r = 4", "verifies: yes"})
+                           "model.layers.1.self_attn.v_proj  lora_A [4, 24]  lora_B [24, 4]",
+                           "... 2 more modules (--verbose lists all)", "config: 4 options",
+                           "abm: seed 9", "verifies: yes"})
+    EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
+  r = test::run(bin + " inspect --verbose " + p20);
+  EXPECT_EQ(r.status, 0) << r.output;
+  for (const char* want : {"model.layers.2.self_attn.v_proj  lora_A [4, 24]  lora_B [24, 4]",
+                           "lora-r = 4", "verifies: yes"})
     EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
   flip_byte(p20, dataset_offset(p20, "/adapter/model.layers.0.self_attn.q_proj/lora_A") + 1);
   r = test::run(bin + " inspect " + p20);

@@ -2,17 +2,17 @@
 # Tests against a real one-node Slurm started here (slurm/local/start.sh), never a mock:
 #   slurm_test.sh smoke   ABMLORA MPI_TEST   a 2-task sbatch --wait: srun --mpi=pmix, launch/run,
 #                                            and checkpoints_mpi_test (real MPI over PMIx)
-#   slurm_test.sh requeue                    slurm/requeue.sbatch with a stand-in for abmlora
-#                                            (slurm_stub_abmlora.sh): signalled before the time
-#                                            limit, forwards, requeues itself, resumes, finishes
+#   slurm_test.sh requeue ABMLORA            slurm/requeue.sbatch running the real abmlora train
+#                                            on 2 tasks: signalled before the time limit, forwards,
+#                                            checkpoints, requeues itself, resumes, finishes with
+#                                            the adapter of an uninterrupted run (byte for byte)
 # Exit 77 (ctest: skipped) with a message when not root or Slurm cannot be installed.
 # Everything started is stopped again (trap), whatever happens.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-mode="${1:?usage: slurm_test.sh smoke|requeue [ABMLORA MPI_TEST]}"
-if [ "$mode" = smoke ]; then  # absolute: the job runs in the state directory
-  abmlora="$(realpath "${2:?ABMLORA}")" mpi_test="$(realpath "${3:?MPI_TEST}")"
-fi
+mode="${1:?usage: slurm_test.sh smoke|requeue ABMLORA [MPI_TEST]}"
+abmlora="$(realpath "${2:?ABMLORA}")"  # absolute: the job runs in the state directory
+[ "$mode" = smoke ] && mpi_test="$(realpath "${3:?MPI_TEST}")"
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAILED: $*"; [ -n "${state:-}" ] && tail -n 20 "$state"/slurmctld.log "$state"/slurmd.log 2>/dev/null; exit 1; }
 
@@ -56,26 +56,40 @@ JOB
   echo "slurm smoke: OK"
   ;;
 requeue)
-  mkdir -p stub
-  # Slurm signals up to 60 s early and 1 min is the smallest limit: the signal lands 0-30 s
-  # into each run, the stub needs 45 one-second steps, so it takes at least two runs.
-  STUB_DIR="$state/stub" STUB_STEPS=45 ABMLORA="$here/tests/slurm_stub_abmlora.sh" ABM_ROOT="$here" \
+  # A tiny model and 40 token rows; 30 steps of a global batch of 4, dropout on, fp32.
+  "$abmlora" init-model --out model --hidden 32 --intermediate 64 --layers 2 --heads 4 \
+    --kv-heads 2 --vocab 97 --seed 1 --std 0.05 >/dev/null || fail "init-model"
+  for i in $(seq 0 39); do
+    ids=1
+    for j in $(seq 1 $((5 + (i * 5) % 11))); do ids="$ids,$((3 + (i * 3 + j * 7) % 90))"; done
+    echo "{\"input_ids\": [$ids]}"
+  done >train.jsonl
+  train=(--model "$state/model" --data "$state/train.jsonl" --lora-targets all-linear --lora-r 4
+         --lora-dropout 0.1 --lr 5e-3 --warmup 2 --global-batch 4 --steps 30 --seed 3
+         --checkpoint-every 5 --log-every 1)
+  # The uninterrupted reference: the same 2 ranks, outside Slurm, in a second or two.
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun --oversubscribe \
+    -np 2 "$abmlora" train "${train[@]}" --out "$state/ref" --threads 1 >ref.log 2>&1 \
+    || { cat ref.log; fail "the reference run failed"; }
+  # Slurm signals up to 60 s early and 1 min is the smallest limit: the signal lands 0-20 s
+  # into each run and is forwarded after 10 s; steps sleep 1 s (ABM_TEST_STEP_SLEEP_S, same
+  # numbers), so 30 steps take at least two runs.
+  ABM_TEST_STEP_SLEEP_S=1 ABMLORA="$abmlora" ABM_ROOT="$here" \
     timeout 600 sbatch --wait --ntasks=2 --cpus-per-task=1 --time=1 --signal=B:USR1@40 \
-    --output="$state/job.out" "$here/slurm/requeue.sbatch" --model stub
+    --output="$state/job.out" "$here/slurm/requeue.sbatch" "${train[@]}" --out "$state/run"
   rc=$?
-  cat job.out stub/log.0 stub/log.1
+  cat job.out
   [ "$rc" -eq 0 ] || fail "the requeue job ended with $rc"
-  runs=$(grep -c "start at step" stub/log.0)
+  runs=$(grep -c "^batch: job .* starts" job.out)
   [ "$runs" -ge 2 ] || fail "expected at least two runs (signal, checkpoint, requeue), got $runs"
   grep -q "requeueing job" job.out || fail "the batch script did not requeue"
-  for r in 0 1; do
-    grep -q "done at step 45" "stub/log.$r" || fail "rank $r did not finish"
-    # each run starts where the previous one checkpointed
-    starts="$(sed -n 's/.*start at step \([0-9]*\).*/\1/p' "stub/log.$r" | xargs)"
-    ckpts="$(sed -n 's/.*checkpoint at step \([0-9]*\),.*/\1/p' "stub/log.$r" | xargs)"
-    [ "$starts" = "$(echo 0 $ckpts)" ] || fail "rank $r: runs started at steps '$starts', checkpoints at '$ckpts'"
-    grep -q -- "--resume auto" "stub/log.$r" || fail "rank $r: --resume auto not passed"
-  done
+  grep -q "(SIGUSR1): checkpoint written; exit 3" job.out || fail "abmlora did not stop on SIGUSR1"
+  resumes=$(grep -c "^resume: .* at step" job.out)
+  [ "$resumes" -eq $((runs - 1)) ] || fail "expected $((runs - 1)) resumes, got $resumes"
+  steps="$(grep -o '"step":[0-9]*' run/metrics.jsonl | cut -d: -f2 | xargs)"
+  [ "$steps" = "$(seq 1 30 | xargs)" ] || fail "metrics steps '$steps' are not 1..30 once each"
+  cmp ref/adapter/adapter_model.safetensors run/adapter/adapter_model.safetensors \
+    || fail "the requeued run's adapter differs from the uninterrupted run's"
   echo "slurm requeue: OK ($runs runs)"
   ;;
 *) fail "unknown mode $mode" ;;

@@ -20,15 +20,6 @@
 namespace abm {
 namespace {
 
-std::string human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-  return buf;
-}
-
 // "model.layers.12.mlp.up_proj.weight" -> "layer 12"; others by role.
 std::string group_of(const std::string& name) {
   const std::string pre = "model.layers.";
@@ -65,20 +56,22 @@ std::string checkpoint_target(const std::string& path) {
 int cmd_inspect(int argc, char** argv) {
   struct {
     std::string path;
+    bool verbose = false;
   } cfg;
   Options opts("inspect",
                "Show what a model directory or a checkpoint holds.\n"
                "Usage: abmlora inspect MODEL_DIR | CKPT.h5 | RUN_DIR[/checkpoints]\n"
                "For checkpoints: exit status 0 when the file (or some file of the directory)\n"
                "verifies, 1 when not.");
-  opts.add()("path", po::value(&cfg.path)->required(), "model directory, checkpoint or run directory");
+  opts.add()("path", po::value(&cfg.path)->required(), "model directory, checkpoint or run directory")
+      ("verbose", po::bool_switch(&cfg.verbose), "checkpoint: list every module and the resolved config");
   opts.positional("path");
   if (!opts.parse(argc, argv)) return 0;
 
   const std::string ckpt = checkpoint_target(cfg.path);
   if (!ckpt.empty()) {
     if (Runtime::rank() != 0) return 0;
-    Inspection r = exists(ckpt, true) ? inspect_checkpoint_dir(ckpt) : inspect_checkpoint(ckpt);
+    Inspection r = exists(ckpt, true) ? inspect_checkpoint_dir(ckpt) : inspect_checkpoint(ckpt, cfg.verbose);
     std::fputs(r.text.c_str(), stdout);
     return r.verifies ? 0 : 1;
   }
@@ -118,10 +111,10 @@ int cmd_inspect(int argc, char** argv) {
   std::string dts;
   for (auto& [k, v] : total.dtypes) dts += (dts.empty() ? "" : ", ") + k + " x" + std::to_string(v);
   std::printf("  parameters %ld (%.3f M), stored %s, dtypes: %s\n", total.params,
-              total.params / 1e6, human(total.bytes).c_str(), dts.c_str());
+              total.params / 1e6, human_bytes(total.bytes).c_str(), dts.c_str());
   std::printf("  %-14s %14s %12s\n", "part", "parameters", "bytes");
   for (auto& [g, s] : groups)
-    std::printf("  %-14s %14ld %12s\n", g.c_str(), s.params, human(s.bytes).c_str());
+    std::printf("  %-14s %14ld %12s\n", g.c_str(), s.params, human_bytes(s.bytes).c_str());
   return 0;
 }
 

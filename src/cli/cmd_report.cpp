@@ -1,6 +1,8 @@
 // abmlora report RUN...: the comparison table of training runs (initial loss, loss at
 // fixed steps, steps to reach a target loss, information loss at step 1, final eval loss,
 // wall time including the ABM stage) and loss / information-loss curves as PNG.
+// abmlora report --scaling RUN...|SWEEP_DIR: tokens/s and efficiency over rank counts
+// (train/scaling_report.h).
 #include <iostream>
 #include <sstream>
 
@@ -10,21 +12,35 @@
 #include "core/fs.h"
 #include "core/options.h"
 #include "core/runtime.h"
+#include "train/scaling_report.h"
 
 namespace abm {
 
 int cmd_report(int argc, char** argv) {
   std::vector<std::string> runs;
   std::string at = "10,50", out;
+  bool scaling = false;
   ReportOptions ro;
   Options opts("report", "Compare training runs: a table and PNG curves.");
   opts.add()("runs", po::value(&runs)->multitoken()->required(), "run directories (positional)")
       ("at", po::value(&at)->default_value(at), "fixed steps for the table, comma list")
       ("target", po::value(&ro.target)->default_value(0.0), "target loss (0 = the first run's final loss)")
       ("smooth", po::value(&ro.smooth)->default_value(ro.smooth), "trailing window of steps for losses")
-      ("out", po::value(&out)->default_value(""), "folder for PNGs, data and table.tsv (default: RUN1/../report)");
+      ("out", po::value(&out)->default_value(""), "folder for PNGs, data and table.tsv (default: RUN1/../report; with --scaling and a sweep directory: SWEEP/report)")
+      ("scaling", po::bool_switch(&scaling), "scaling table instead: tokens/s, speedup and efficiency vs the run with the fewest ranks, and scaling.png (RUN... or a slurm/scaling_sweep.sh directory)");
   opts.positional("runs", -1);
   if (!opts.parse(argc, argv)) return 0;
+  if (scaling) {
+    std::vector<ScalingRun> points;
+    Runtime::agree([&] {
+      for (const std::string& d : scaling_run_dirs(runs)) points.push_back(read_scaling_run(d));
+    });
+    if (Runtime::rank() != 0) return 0;
+    const bool sweep = runs.size() == 1 && points.size() > 1;
+    std::cout << scaling_report(points, !out.empty() ? out : sweep ? runs.front() + "/report"
+                                                              : runs.front() + "/../report");
+    return 0;
+  }
   std::vector<RunCurves> curves;
   Runtime::agree([&] {
     ABM_REQUIRE(ro.smooth > 0, "--smooth must be positive");

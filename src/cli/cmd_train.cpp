@@ -1,7 +1,12 @@
-// abmlora train / pretrain: validate everything on every rank, attach the adapters, run
-// the data-parallel trainer, evaluate, export. `pretrain` is `train --full` (all weights).
+// abmlora train / pretrain: validate everything on every rank, attach the adapters, find
+// the checkpoint to continue from, run ABM (fresh runs only), run the data-parallel
+// trainer, evaluate, export. `pretrain` is `train --full` (all weights). Exit 0 = done,
+// 2 = error, 3 = stopped early with a checkpoint (kExitRequeue: requeue with --resume auto).
 #include "abm/abm_init.h"
 #include "abm/info_loss.h"
+#include "checkpoints/fingerprint.h"
+#include "checkpoints/resume.h"
+#include "checkpoints/state_broadcast.h"
 #include "cli/commands.h"
 #include "comm/communicator.h"
 #include "core/fs.h"
@@ -13,7 +18,59 @@
 namespace abm {
 namespace {
 
+// What the checkpoint's /abm group keeps of an ABM initialization.
+AbmProvenance provenance(const AbmConfig& cfg, const AbmRun& run) {
+  AbmProvenance p;
+  p.seed = cfg.seed;
+  p.margin = cfg.margin;
+  p.lr = cfg.lr;
+  p.steps = cfg.steps;
+  p.seconds = run.result.teacher_seconds + run.result.seconds;
+  p.scope = "replicated";  // as abm.json says: abm_initialize runs on whole-model replicas
+  p.teacher = cfg.teacher_adapter;
+  p.samples = run.indices;
+  p.layers = run.result.layers;
+  p.loss = run.result.loss;
+  for (const auto& c : run.result.after.layers) p.accuracy.push_back(c.accuracy());
+  return p;
+}
+
+// --resume: rank 0 picks and verifies the checkpoint (damaged files are reported and
+// skipped, another run's checkpoint is refused with exit 2), every rank receives it.
+// Returns false for a fresh start.
+bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, Communicator& comm,
+                     CheckpointState& out, std::string& path) {
+  if (cfg.resume.empty()) return false;
+  Runtime::agree([&] {
+    if (comm.rank() != 0) return;
+    ResumePoint p = resolve_resume(cfg.resume, cfg.checkpoint_dir());
+    for (const std::string& why : p.skipped) log0("resume: skipped ", why);
+    if (p.path.empty()) {
+      log0("resume: no checkpoint in ", cfg.checkpoint_dir(), "; starting fresh");
+      return;
+    }
+    ResumeExpect now;
+    now.base_model = cfg.model;
+    now.base_fingerprint = model_fingerprint(cfg.model);
+    if (adapters) now.lora = adapters->config();
+    now.global_batch = cfg.global_batch;
+    now.sampler_seed = cfg.seed;
+    check_compatible(p.state, now, p.path);
+    out = std::move(p.state);
+    path = p.path;
+  });
+  at::Tensor found = at::tensor({int64_t(path.empty() ? 0 : 1)}, at::kLong);
+  comm.broadcast(found, 0);
+  if (found.item<int64_t>() == 0) return false;
+  broadcast_state(out, comm);
+  return true;
+}
+
 int run_train(int argc, char** argv, bool pretrain) {
+  // First: a signal from here on (Slurm's warning, scancel) stops at the first step
+  // boundary with a checkpoint instead of killing the process.
+  install_stop_handlers();
+  const auto started = TimeBudget::Clock::now();  // --time-budget counts from process start
   TrainConfig cfg;
   AbmConfig abm;
   Options opts(pretrain ? "pretrain" : "train",
@@ -65,18 +122,43 @@ int run_train(int argc, char** argv, bool pretrain) {
   }
   comm->barrier();  // the run directory exists before anyone writes into it
 
-  // 2. ABM initialization (DESIGN §1): the adapters start from the boundary-matched state;
-  // the trainer below creates a fresh optimizer, so the ABM optimizer state is not carried.
-  if (cfg.init == "abm") {
+  // 2. Resume: the checkpoint holds everything, ABM's result included.
+  CheckpointState ckpt;
+  std::string ckpt_path;
+  const bool resumed = find_checkpoint(cfg, adapters.get(), *comm, ckpt, ckpt_path);
+  CheckpointState identity;  // what every checkpoint of this run says about it
+  identity.config = opts.resolved_ini();
+  identity.base_model = cfg.model;
+  if (Runtime::rank() == 0) identity.base_fingerprint = model_fingerprint(cfg.model);
+  if (resumed) identity.abm = ckpt.abm;  // the provenance travels from checkpoint to checkpoint
+
+  // 3. ABM initialization (DESIGN §1), never on resume (the adapters come from the
+  // checkpoint): the adapters start from the boundary-matched state; the trainer below
+  // creates a fresh optimizer, so the ABM optimizer state is not carried.
+  if (cfg.init == "abm" && !resumed) {
     AbmRun run = abm_initialize(abm, model, *adapters, data.train, *comm);
+    identity.abm = provenance(abm, run);
     if (Runtime::rank() == 0) {
       write_text_atomic(cfg.out + "/abm.json", abm_run_json(abm, run).dump(1) + "\n");
       export_peft(*adapters, cfg.model, cfg.out + "/abm-adapter");
     }
+  } else if (cfg.init == "abm") {
+    log0("abm: not re-run on resume (the checkpoint's adapters started from ABM ",
+         ckpt.abm ? "with the provenance in its /abm group" : "- no provenance recorded", ")");
   }
 
-  // 3. Train.
+  // 4. Train.
   Trainer trainer(cfg, model, adapters.get(), data, *comm);
+  trainer.set_run_identity(std::move(identity));
+  trainer.set_time_budget(TimeBudget(cfg.time_budget, 10, started));
+  if (resumed) {
+    Runtime::agree([&] { trainer.restore(ckpt); });
+    log0("resume: ", ckpt_path, " at step ", ckpt.step, " (", ckpt.samples_seen,
+         " samples seen; written by ", ckpt.world_size, " rank(s), now ", comm->size(),
+         ckpt.world_size != comm->size() ? ": elastic resume, same global batch and data order"
+                                         : "", ")");
+    ckpt = CheckpointState();  // the trainer holds the values now
+  }
   if (cfg.info_loss_every > 0) {
     // The probe batch is fixed for the run: the first global batch of the data order.
     std::vector<int64_t> probe;
@@ -90,9 +172,15 @@ int run_train(int argc, char** argv, bool pretrain) {
       rec["info_loss"] = info_loss_json(il);
     };
   }
-  trainer.run();
+  const RunEnd end = trainer.run();
+  if (!end.finished) {
+    log0("stopped at step ", trainer.step(), " of ", trainer.total_steps(), " (", end.reason,
+         "): checkpoint written; exit ", kExitRequeue, " (requeue and continue with --resume auto)");
+    comm->barrier();
+    return kExitRequeue;
+  }
 
-  // 4. Evaluate and export.
+  // 5. Evaluate and export.
   if (data.eval.size() > 0) {
     EvalResult e = trainer.evaluate(data.eval);
     log0("eval: loss ", e.loss, ", perplexity ", e.ppl(), " over ", e.targets, " targets");

@@ -86,9 +86,21 @@ std::vector<SampleRange> rank_slice(int64_t step, int64_t global_batch, int rank
   const int64_t unit = micro * world;
   if (global_batch % unit != 0) {
     const int64_t lo = global_batch / unit * unit, hi = lo + unit;
+    // A resumed run must keep its global batch (the data position counts in global
+    // batches), so also say which micro-batches or rank counts keep this one.
+    std::string keep;
+    if (global_batch % world == 0) {
+      for (int64_t m = 1; m <= global_batch / world; ++m)
+        if (global_batch / world % m == 0) keep += cat(keep.empty() ? "" : "|", m);
+      keep = cat("--micro-batch ", keep, " on ", world, " rank(s)");
+    } else {
+      for (int64_t w = 1; w <= global_batch; ++w)
+        if (global_batch % w == 0 && global_batch / w % micro == 0) keep += cat(keep.empty() ? "" : "|", w);
+      keep = keep.empty() ? cat("a --micro-batch dividing it") : cat(keep, " rank(s) with --micro-batch ", micro);
+    }
     throw Error(cat("--global-batch ", global_batch, " is not a multiple of --micro-batch ", micro,
                     " x ", world, " data rank(s) = ", unit, "; nearest valid global batch: ",
-                    lo > 0 ? cat(lo, " or ") : "", hi));
+                    lo > 0 ? cat(lo, " or ") : "", hi, "; to keep ", global_batch, ": ", keep));
   }
   const int64_t per_rank = global_batch / world;
   int64_t begin = step * global_batch + rank * per_rank;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/check.h"
+
 namespace abm {
 
 AdamW::AdamW(std::vector<at::Tensor> params, AdamWOptions opts)
@@ -17,6 +19,21 @@ void AdamW::reset() {
     v_.push_back(at::zeros_like(p));
   }
   step_ = 0;
+}
+
+void AdamW::load_state(int64_t steps, const std::vector<at::Tensor>& exp_avg,
+                       const std::vector<at::Tensor>& exp_avg_sq) {
+  ABM_REQUIRE(exp_avg.size() == m_.size() && exp_avg_sq.size() == v_.size(), "optimizer state: ",
+              exp_avg.size(), " moment tensors for ", m_.size(), " parameters");
+  at::NoGradGuard ng;
+  for (size_t i = 0; i < m_.size(); ++i) {
+    ABM_REQUIRE(exp_avg[i].sizes() == m_[i].sizes() && exp_avg_sq[i].sizes() == v_[i].sizes(),
+                "optimizer state: moment ", i, " has shape ", exp_avg[i].sizes(), ", the parameter ",
+                m_[i].sizes());
+    m_[i].copy_(exp_avg[i]);
+    v_[i].copy_(exp_avg_sq[i]);
+  }
+  step_ = steps;
 }
 
 void AdamW::step(double lr) {

@@ -19,6 +19,12 @@ class AdamW {
   void step(double lr);
   void reset();  // zero moments and step count (after ABM, before fine-tuning)
 
+  // Restores a saved state (checkpoints): copies into the existing moments, so their
+  // identity and shapes stay; throws naming the tensor when a shape differs.
+  void load_state(int64_t steps, const std::vector<at::Tensor>& exp_avg,
+                  const std::vector<at::Tensor>& exp_avg_sq);
+
+  const AdamWOptions& options() const { return o_; }
   int64_t steps() const { return step_; }
   std::vector<at::Tensor>& exp_avg() { return m_; }     // per param, same shape
   std::vector<at::Tensor>& exp_avg_sq() { return v_; }  // per param, same shape

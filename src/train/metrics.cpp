@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/check.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/runtime.h"
 
@@ -32,6 +33,27 @@ void MetricsLog::write(const nlohmann::json& record) {
   if (!out_.is_open()) return;
   out_ << record.dump() << "\n";
   out_.flush();
+}
+
+void truncate_metrics(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;  // nothing yet
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    nlohmann::json r = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (last_step >= 0 && r.is_object() && r.contains("step") && r["step"].is_number_integer() &&
+        r["step"].get<int64_t>() <= last_step) {
+      kept += line + "\n";
+    } else {
+      ++dropped;
+    }
+  }
+  in.close();
+  if (dropped == 0) return;
+  write_text_atomic(path, kept);
+  log_line(cat("metrics: dropped ", dropped, " record(s) of ", path,
+               last_step < 0 ? " (a fresh start)" : cat(" after step ", last_step, " (resume)")));
 }
 
 Progress::Progress(int64_t total, int64_t log_every, int64_t first)

@@ -20,6 +20,11 @@ class MetricsLog {
   std::ofstream out_;
 };
 
+// Rank 0, before a run (re)opens its metrics.jsonl: keeps the records with "step" <=
+// last_step (none when last_step < 0) and drops the rest, including a line torn by a kill.
+// A resumed run then continues the curve from its checkpoint without a gap or duplicate.
+void truncate_metrics(const std::string& path, int64_t last_step);
+
 class Progress {
  public:
   Progress(int64_t total, int64_t log_every, int64_t first = 0);

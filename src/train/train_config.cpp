@@ -49,7 +49,11 @@ void TrainConfig::declare(Options& o) {
       ("eval-every", po::value(&eval_every)->default_value(eval_every), "evaluate every N steps (0 = at the end)")
       ("log-every", po::value(&log_every)->default_value(log_every), "plain log line every N steps")
       ("drift-check-every", po::value(&drift_check_every)->default_value(drift_check_every), "compare replicas every N steps (0 = off)")
-      ("threads", po::value(&threads)->default_value(threads), "intra-op threads per rank (0 = cores / ranks)");
+      ("threads", po::value(&threads)->default_value(threads), "intra-op threads per rank (0 = cores / ranks)")
+      ("checkpoint-every", po::value(&checkpoint_every)->default_value(checkpoint_every), "write OUT/checkpoints/ckpt-<step>.h5 every N steps (0 = only at the end and on a stop)")
+      ("keep-checkpoints", po::value(&keep_checkpoints)->default_value(keep_checkpoints), "keep the newest K checkpoints (0 = all)")
+      ("resume", po::value(&resume)->default_value(""), "auto (latest good checkpoint of OUT/checkpoints; fresh start if none) | CKPT.h5 | DIR")
+      ("time-budget", po::value(&time_budget)->default_value(time_budget), "minutes of wall clock: stop with a checkpoint and exit 3 before they are spent (0 = none)");
 }
 
 void TrainConfig::validate(int data_ranks) const {
@@ -67,6 +71,9 @@ void TrainConfig::validate(int data_ranks) const {
   ABM_REQUIRE(backprop == "manual" || backprop == "autograd", "--backprop: manual | autograd");
   ABM_REQUIRE(!(recompute && backprop == "autograd"), "--recompute needs --backprop manual");
   ABM_REQUIRE(eval_fraction >= 0 && eval_fraction < 1, "--eval-fraction must be in [0, 1)");
+  ABM_REQUIRE(checkpoint_every >= 0 && keep_checkpoints >= 0,
+              "--checkpoint-every and --keep-checkpoints must be >= 0");
+  ABM_REQUIRE(time_budget >= 0, "--time-budget must be >= 0 (minutes)");
   rank_slice(0, global_batch, 0, data_ranks, micro_batch);  // the divisibility error
   if (!full) lora().validate();
 }

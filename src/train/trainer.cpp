@@ -1,19 +1,23 @@
 #include "train/trainer.h"
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
+#include <thread>
 
 #include "core/log.h"
 #include "core/timer.h"
 #include "lora/init.h"
 #include "data/loss.h"
 #include "train/flops.h"
+#include "train/test_hooks.h"
 
 namespace abm {
 
 Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters,
                  const DataSplits& data, Communicator& comm)
     : cfg_(cfg), model_(model), adapters_(adapters), data_(data), comm_(comm),
-      sampler_(data.train.size(), cfg.seed) {
+      sampler_(data.train.size(), cfg.seed), budget_(cfg.time_budget) {
   if (adapters_) {
     params_ = adapters_->parameters();
   } else {
@@ -34,7 +38,8 @@ Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters
   sched_.min_ratio = cfg.min_lr_ratio;
   sched_.kind = cfg.schedule;
   peak_gflops_ = matmul_peak_gflops(1024, model.dtype());
-  if (!cfg.out.empty()) metrics_ = MetricsLog(cfg.out + "/metrics.jsonl");  // "" = none (bench)
+  // Nodes of the job, for the scaling report: ranks are spread evenly by launchers.
+  nodes_ = std::max(1, comm.size() / std::max(1, Runtime::local_size()));
 }
 
 StepResult Trainer::train_step() {
@@ -45,12 +50,16 @@ StepResult Trainer::train_step() {
   if (adapters_) adapters_->set_train(true);
 
   double loss_sum = 0;
-  int64_t targets = 0, positions = 0;
+  int64_t targets = 0, positions = 0, hash = 0;
   const int rank = comm_.rank(), world = comm_.size();
   for (const SampleRange& range :
        rank_slice(step_, cfg_.global_batch, rank, world, cfg_.micro_batch)) {
     std::vector<int64_t> rows;
-    for (int64_t n = range.begin; n < range.end; ++n) rows.push_back(sampler_.global_index(n));
+    for (int64_t n = range.begin; n < range.end; ++n) {
+      rows.push_back(sampler_.global_index(n));
+      uint64_t h = uint64_t(n) * 0x9E3779B97F4A7C15ULL ^ uint64_t(rows.back());
+      hash += int64_t(splitmix64(h) >> 32);
+    }
     Batch b = make_batch(data_.train, rows);
     // Dropout masks depend only on (seed, global sample number), not on which rank runs
     // the micro-batch, so any world size draws the same masks.
@@ -68,11 +77,13 @@ StepResult Trainer::train_step() {
     positions += b.ids.numel();
   }
   // Totals of the global batch, then the gradient of the global token-weighted mean.
-  at::Tensor totals = at::tensor({loss_sum, double(targets), double(positions)}, at::kDouble);
+  at::Tensor totals =
+      at::tensor({loss_sum, double(targets), double(positions), double(hash)}, at::kDouble);
   comm_.all_reduce(totals);
   r.loss = totals[0].item<double>();
   r.targets = static_cast<int64_t>(totals[1].item<double>());
   r.positions = static_cast<int64_t>(totals[2].item<double>());
+  r.batch_hash = static_cast<int64_t>(totals[3].item<double>());
   ABM_REQUIRE(r.targets > 0, "step ", step_, ": the global batch has no trained tokens");
   r.loss /= double(r.targets);
   grads_->gather();
@@ -81,6 +92,7 @@ StepResult Trainer::train_step() {
   grads_->scatter();
   opt_->step(r.lr);
   ++step_;
+  tokens_seen_ += r.targets;
   r.seconds = timer.seconds();
   return r;
 }
@@ -108,19 +120,30 @@ void Trainer::check_replicas() {
               ": the trainable parameters differ between ranks");
 }
 
-void Trainer::run() {
+RunEnd Trainer::run() {
   const LlamaConfig& c = model_.config();
+  const TestHooks& hooks = TestHooks::get();
   log0("train: ", total_, " steps, global batch ", cfg_.global_batch, " (", comm_.size(),
        " ranks x micro ", cfg_.micro_batch, " x accumulation ",
        cfg_.global_batch / (cfg_.micro_batch * comm_.size()), "), ", params_.size(),
        " trainable tensors, matmul peak ", int(peak_gflops_), " GFLOP/s per rank");
+  const bool checkpoints = !cfg_.out.empty();  // "" = bench: no run directory
+  if (checkpoints) {
+    const std::string path = cfg_.out + "/metrics.jsonl";
+    // The curve continues from the checkpoint: later records (written after it, by a run
+    // that was killed or stopped before its next checkpoint) are dropped, not repeated.
+    if (comm_.rank() == 0) truncate_metrics(path, resumed_at_);
+    metrics_ = MetricsLog(path);
+  }
   Progress progress(total_, cfg_.log_every, step_);
   if (on_step && step_ == 0) {  // a record of the initial state (e.g. information loss at init)
     nlohmann::json r0 = {{"step", 0}};
     on_step(0, r0);
     if (r0.size() > 1) metrics_.write(r0);
   }
+  RunEnd end;
   while (step_ < total_) {
+    Timer step_timer;
     StepResult r = train_step();
     int64_t T = r.positions / std::max<int64_t>(1, cfg_.global_batch);
     double tps = double(r.positions) / r.seconds;
@@ -131,6 +154,8 @@ void Trainer::run() {
                           {"targets", r.targets},  {"tokens_per_s", tps},
                           {"mfu", mfu},            {"step_s", r.seconds},
                           {"samples_seen", step_ * cfg_.global_batch},
+                          {"tokens_seen", tokens_seen_}, {"batch_hash", r.batch_hash},
+                          {"ranks", comm_.size()}, {"nodes", nodes_},
                           {"peak_rss_mib", peak_rss_bytes() / 1048576.0}};
     if (cfg_.drift_check_every > 0 && step_ % cfg_.drift_check_every == 0) check_replicas();
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0 && data_.eval.size() > 0) {
@@ -144,9 +169,25 @@ void Trainer::run() {
     std::snprintf(status, sizeof(status), "loss %.4f lr %.2e gnorm %.3f %.0f tok/s MFU %.0f%%",
                   r.loss, r.lr, r.grad_norm, tps, 100 * mfu);
     progress.update(step_, status);
+
+    if (hooks.stop_at_step == step_ && comm_.rank() == 0) std::raise(SIGUSR1);
+    if (hooks.step_sleep_s > 0)
+      std::this_thread::sleep_for(std::chrono::duration<double>(hooks.step_sleep_s));
+    budget_.record_step(step_timer.seconds());
+    // Every rank, every step: one all-reduce decides for all (a signal may reach only some).
+    const StopDecision stop = agree_to_stop(comm_, budget_);
+    const bool last = step_ == total_;
+    if (checkpoints && (stop.stop || last ||
+                        (cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0)))
+      save_checkpoint();
+    if (stop.stop && !last) {
+      end = {false, stop.reason};
+      break;
+    }
   }
   progress.finish();
   check_replicas();
+  return end;
 }
 
 }  // namespace abm

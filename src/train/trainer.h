@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "checkpoints/checkpoint_state.h"
 #include "comm/communicator.h"
 #include "data/batch.h"
 #include "data/dataset.h"
@@ -19,6 +20,7 @@
 #include "train/grad_buffer.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
+#include "train/stop_signal.h"
 #include "train/train_config.h"
 
 namespace abm {
@@ -27,6 +29,16 @@ struct StepResult {
   double loss = 0, lr = 0, grad_norm = 0, seconds = 0;
   int64_t targets = 0;    // trained targets in the global batch
   int64_t positions = 0;  // processed positions (rows x padded length) in the global batch
+  // Sum over the global batch of a hash of each (global sample number, dataset row) pair,
+  // each below 2^32, so exact in the all-reduced doubles: equal on any world size iff the
+  // batch holds the same rows in the same global order (resume tests compare it).
+  int64_t batch_hash = 0;
+};
+
+// How run() ended.
+struct RunEnd {
+  bool finished = true;  // false: stopped early, checkpoint written (exit kExitRequeue)
+  std::string reason;    // why it stopped: "SIGUSR1", "time budget (...)"
 };
 
 class Trainer {
@@ -37,7 +49,27 @@ class Trainer {
 
   StepResult train_step();  // one optimizer step at step()
   EvalResult evaluate(const Dataset& d);  // adapters in eval mode (no dropout)
-  void run();               // steps until total_steps(), with eval, metrics, progress
+  // Steps until total_steps(), with eval, metrics, progress and checkpoints (every
+  // --checkpoint-every steps and at the end, into OUT/checkpoints). After every step the
+  // ranks agree whether to stop (signal or --time-budget); on a stop they write a
+  // checkpoint and return finished = false.
+  RunEnd run();
+
+  // Checkpoints (trainer_state.cpp). What every checkpoint says about the run: resolved
+  // config, base model and fingerprint, ABM provenance; state() adds the rest.
+  void set_run_identity(CheckpointState identity) { identity_ = std::move(identity); }
+  // The bitwise-continuation state: progress, trainable tensors (live, not copies), AdamW
+  // moments and step, LR schedule, torch CPU generator state, data position.
+  CheckpointState state() const;
+  // Continues from s (every rank, same s: broadcast_state). Another world size is fine:
+  // the global batch and thus the global data order are the checkpoint's.
+  void restore(const CheckpointState& s);
+  // Collective: all ranks are at the same step; rank 0 publishes the checkpoint, every
+  // rank returns after it is durable (or every rank throws the write error).
+  void save_checkpoint();
+  // The wall-clock budget --time-budget counts down (default: from construction).
+  void set_time_budget(const TimeBudget& b) { budget_ = b; }
+  int64_t tokens_seen() const { return tokens_seen_; }
 
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_; }
@@ -65,8 +97,13 @@ class Trainer {
   std::unique_ptr<Backprop> backprop_;  // null: LibTorch autograd through the model
   LrSchedule sched_;
   int64_t step_ = 0, total_ = 0;
+  int64_t tokens_seen_ = 0;
+  int nodes_ = 1;
+  int64_t resumed_at_ = -1;  // checkpoint step continued from, -1 = fresh start
   double peak_gflops_ = 0;
   MetricsLog metrics_;
+  CheckpointState identity_;
+  TimeBudget budget_;
 };
 
 }  // namespace abm

@@ -16,48 +16,11 @@
 #include "lora/init.h"
 #include "lora/peft_io.h"
 #include "model/safetensors.h"
-#include "test_util.h"
+#include "abm_fixture.h"
 
 using namespace abm;
 using namespace abm::test;
 
-namespace {
-
-// Pre-tokenized rows for the tiny model (vocab 97) of make_tiny_model.py.
-void make_fixture(const TempDir& tmp) {
-  oracle("make_tiny_model.py " + (tmp / "model"));
-  std::ofstream out(tmp / "data.jsonl");
-  for (int i = 0; i < 24; ++i) {
-    int n = 6 + (i * 5) % 11;
-    nlohmann::json ids = nlohmann::json::array();
-    ids.push_back(1);
-    for (int j = 1; j < n; ++j) ids.push_back(3 + (i * 13 + j * 7) % 90);
-    out << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
-  }
-}
-
-RunResult abm_init(const TempDir& tmp, int ranks, const std::string& out, const std::string& extra) {
-  std::string cmd = "mpirun --oversubscribe -np " + std::to_string(ranks) + " " + ABM_BINARY +
-                    " abm-init --model " + (tmp / "model") + " --data " + (tmp / "data.jsonl") +
-                    " --out " + (tmp / out) + " --lora-targets all-linear --lora-r 4 --seed 5" +
-                    " --abm-samples 8 --threads 1 " + extra;
-  RunResult r = run(cmd);
-  EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;
-  return r;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-double mean(const nlohmann::json& a) {
-  double s = 0;
-  for (double x : a) s += x;
-  return s / double(a.size());
-}
-
-}  // namespace
 
 TEST(AbmConfig, LayerSelectionAndWeights) {
   EXPECT_EQ(select_abm_layers("last-half", 8), (std::vector<int64_t>{4, 5, 6, 7}));
@@ -187,7 +150,7 @@ TEST(Abm, BaseTeacherKeepsSignsAndReducesViolations) {
 // With a teacher adapter, the student's agreement with that teacher rises.
 TEST(Abm, TeacherAdapterAgreementRises) {
   TempDir tmp;
-  make_fixture(tmp);
+  make_abm_fixture(tmp);
   {
     LlamaModel m = LlamaModel::load(tmp / "model");
     LoraConfig c;
@@ -212,12 +175,13 @@ TEST(Abm, TeacherAdapterAgreementRises) {
 }
 
 // The same seed gives the same adapter twice on 1 rank, and on 2 data-parallel ranks
+// (--abm-stages 1: one stage, every rank holds every layer)
 // (each ABM step's 2 samples split 1 + 1; the gradient sum of two terms is order-free,
 // so the result is bitwise identical). Dropout on, so the masks' seeding is covered too.
 TEST(Abm, SameSeedSameAdapterOnOneAndTwoRanks) {
   TempDir tmp;
-  make_fixture(tmp);
-  const std::string args = "--abm-steps 6 --abm-lr 1e-2 --abm-batch 2 --lora-dropout 0.1";
+  make_abm_fixture(tmp);
+  const std::string args = "--abm-steps 6 --abm-lr 1e-2 --abm-batch 2 --lora-dropout 0.1 --abm-stages 1";
   abm_init(tmp, 1, "one", args);
   abm_init(tmp, 1, "again", args);
   abm_init(tmp, 2, "two", args);

@@ -19,11 +19,22 @@ void AbmConfig::declare(Options& o) {
       ("abm-batch", po::value(&batch)->default_value(batch), "samples per ABM step (all ranks)")
       ("abm-micro-batch", po::value(&micro_batch)->default_value(micro_batch), "samples per ABM forward on one rank")
       ("abm-max-length", po::value(&max_length)->default_value(max_length), "tokens per representative sample")
+      ("abm-stages", po::value(&stages)->default_value(stages),
+       "ABM pipeline stages: 0 = one per rank (each loads its layers), 1 = data parallel")
+      ("abm-scope", po::value(&scope)->default_value(scope),
+       "with several stages: shard (each stage alone, fed teacher states) | global (exact)")
       ("teacher-adapter", po::value(&teacher_adapter)->default_value(""),
        "PEFT dir: teacher = base + this adapter (default: the frozen base)");
 }
 
-void AbmConfig::validate(int data_ranks) const {
+void AbmConfig::validate(int ranks) const {
+  const int S = resolved_stages(ranks);
+  ABM_REQUIRE(S == 1 || S == ranks, "--abm-stages ", stages, " on ", ranks,
+              " ranks: valid values are 0 or ", ranks, " (one stage per rank) and 1 (one stage,"
+              " data parallel); several ranks per stage are not supported yet");
+  ABM_REQUIRE(scope == "shard" || scope == "global", "--abm-scope \"", scope,
+              "\": valid values are shard and global");
+  const int data_ranks = S == 1 ? ranks : 1;  // a stage of the pipeline is one rank
   ABM_REQUIRE(margin >= 0, "--abm-margin must be >= 0");
   ABM_REQUIRE(samples > 0, "--abm-samples must be positive");
   ABM_REQUIRE(steps >= 0, "--abm-steps must be >= 0");

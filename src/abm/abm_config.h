@@ -21,12 +21,15 @@ struct AbmConfig {
   int64_t micro_batch = 1;           // samples per forward on one rank
   int64_t max_length = 512;          // representative samples are cut to this many tokens
   std::string teacher_adapter;       // PEFT dir; "" = the frozen base is the teacher
+  int stages = 0;                    // pipeline stages: 0 = one per rank; 1 = data parallel
+  std::string scope = "global";      // shard | global (with stages > 1; see abm_pipeline.h)
   uint64_t seed = 0;                 // draws the batch; set from --seed by the command
 
   // Binds --abm-layers, --abm-margin, ... (not --seed: the command owns it).
   void declare(Options& o);
-  // Checks what needs no model; errors name the flag. data_ranks = world size.
-  void validate(int data_ranks) const;
+  // Checks what needs no model; errors name the flag. ranks = world size.
+  void validate(int ranks) const;
+  int resolved_stages(int ranks) const { return stages <= 0 ? ranks : stages; }
 };
 
 // The selected absolute layer indices (ascending, unique) of a model with n_layers

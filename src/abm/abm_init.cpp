@@ -1,31 +1,19 @@
 #include "abm/abm_init.h"
 
+#include "abm/abm_pipeline.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
 
 namespace abm {
 namespace {
 
-// The teacher adapter attaches to the same projections as the student, so the student's
-// adapters are unplugged for the teacher pass and plugged back afterwards.
 TeacherSigns capture_adapter_teacher(const AbmConfig& cfg, LlamaModel& model,
                                      const RepresentativeBatch& rb, AbmTrainer& t,
                                      const std::vector<int64_t>& layers) {
-  std::vector<std::shared_ptr<LinearAdapter>> saved;
-  auto each = [&](auto fn) {
-    for (auto& l : model.layers())
-      for (Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) fn(*p);
-  };
-  each([&](Linear& p) { saved.push_back(p.adapter); p.adapter = nullptr; });
   TeacherSigns signs;
-  {
-    PeftAdapter teacher = import_peft(cfg.teacher_adapter, model);
-    teacher.adapters.set_train(false);
+  with_teacher_adapter(cfg.teacher_adapter, model, [&] {
     signs = capture_teacher(model, rb, layers, t.needed_samples(), cfg.micro_batch);
-    teacher.adapters.detach();
-  }
-  size_t i = 0;
-  each([&](Linear& p) { p.adapter = saved[i++]; });
+  });
   return signs;
 }
 
@@ -33,8 +21,29 @@ std::string percent(double x) { return cat(int(x * 1000 + 0.5) / 10.0, "%"); }
 
 }  // namespace
 
-AbmRun abm_initialize(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
-                      const Dataset& train, Communicator& comm) {
+void with_teacher_adapter(const std::string& dir, LlamaModel& model,
+                          const std::function<void()>& fn) {
+  std::vector<std::shared_ptr<LinearAdapter>> saved;
+  auto each = [&](auto f) {
+    for (auto& l : model.layers())
+      for (Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) f(*p);
+  };
+  each([&](Linear& p) { saved.push_back(p.adapter); p.adapter = nullptr; });
+  {
+    PeftAdapter teacher = import_peft(dir, model);
+    teacher.adapters.set_train(false);
+    fn();
+    teacher.adapters.detach();
+  }
+  size_t i = 0;
+  each([&](Linear& p) { p.adapter = saved[i++]; });
+}
+
+namespace {
+
+// Every rank holds every layer; each ABM step's samples are split over the ranks.
+AbmRun abm_initialize_replicated(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
+                                 const Dataset& train, Communicator& comm) {
   AbmRun run;
   RepresentativeBatch rb = draw_representative(train, cfg.samples, cfg.max_length, cfg.seed, comm);
   run.indices = rb.indices;
@@ -43,17 +52,28 @@ AbmRun abm_initialize(const AbmConfig& cfg, LlamaModel& model, AdapterSet& stude
   const std::vector<int64_t> layers = select_abm_layers(cfg.layers, model.config().layers);
   std::vector<double> coef = abm_layer_weights(static_cast<int64_t>(layers.size()));
   for (double& c : coef) c /= double(layers.size());
-  log0("abm: ", rb.size(), " samples (", rb.tokens(), " tokens), layers ", layers.front(), "..",
-       layers.back(), " (", layers.size(), "), margin ", cfg.margin, ", ", cfg.steps,
-       " steps of ", cfg.batch, " sample(s), lr ", cfg.lr, ", teacher ",
-       cfg.teacher_adapter.empty() ? "base model" : cfg.teacher_adapter);
   AbmTrainer t(cfg, model, student, rb, layers, coef, comm);
   if (cfg.teacher_adapter.empty()) t.capture_base_teacher();
   else t.set_teacher(capture_adapter_teacher(cfg, model, rb, t, layers));
   run.result = t.run();
+  return run;
+}
+
+}  // namespace
+
+AbmRun abm_initialize(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
+                      const Dataset& train, Communicator& comm) {
+  const int stages = cfg.resolved_stages(comm.size());
+  log0("abm: ", cfg.samples, " samples of <= ", cfg.max_length, " tokens, layers ", cfg.layers,
+       ", margin ", cfg.margin, ", ", cfg.steps, " steps of ", cfg.batch, " sample(s), lr ",
+       cfg.lr, ", teacher ", cfg.teacher_adapter.empty() ? "base model" : cfg.teacher_adapter,
+       ", ", stages == 1 ? std::string("one stage (data parallel)")
+                         : cat(stages, " stages, scope ", cfg.scope));
+  AbmRun run = stages == 1 ? abm_initialize_replicated(cfg, model, student, train, comm)
+                           : abm_initialize_staged(cfg, model, student, train, comm);
   const AbmResult& r = run.result;
-  for (size_t j = 0; j < layers.size(); ++j)
-    log0("abm: layer ", layers[j], ": sign agreement ", percent(r.before.layers[j].accuracy()),
+  for (size_t j = 0; j < r.layers.size(); ++j)
+    log0("abm: layer ", r.layers[j], ": sign agreement ", percent(r.before.layers[j].accuracy()),
          " -> ", percent(r.after.layers[j].accuracy()), ", margin violations ",
          percent(r.before.layers[j].violation_rate()), " -> ",
          percent(r.after.layers[j].violation_rate()));
@@ -74,7 +94,8 @@ nlohmann::json abm_run_json(const AbmConfig& cfg, const AbmRun& run) {
                       {"max_length", cfg.max_length},
                       {"seed", cfg.seed},
                       {"teacher", cfg.teacher_adapter.empty() ? "base" : cfg.teacher_adapter},
-                      {"scope", "replicated"},
+                      {"stages", run.stages},
+                      {"scope", run.stages == 1 ? "replicated" : cfg.scope},
                       {"samples", run.samples},
                       {"tokens", run.tokens},
                       {"indices", run.indices},

@@ -11,29 +11,15 @@
 #include "train/grad_buffer.h"
 
 namespace abm {
-namespace {
-
-std::vector<int64_t> samples_of(const SampleRange& r, int64_t N) {
-  std::vector<int64_t> k;
-  for (int64_t n = r.begin; n < r.end; ++n) k.push_back(n % N);
-  return k;
-}
-
-int64_t tokens_of(const RepresentativeBatch& rb, const std::vector<int64_t>& which) {
-  int64_t t = 0;
-  for (int64_t k : which) t += static_cast<int64_t>(rb.ids[k].size());
-  return t;
-}
-
-}  // namespace
-
 AbmTrainer::AbmTrainer(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
                        const RepresentativeBatch& rb, std::vector<int64_t> layers,
                        std::vector<double> coef, Communicator& comm,
                        const std::vector<at::Tensor>* inputs)
     : cfg_(cfg), model_(model), student_(student), rb_(rb), layers_(std::move(layers)),
       coef_(std::move(coef)), comm_(comm), inputs_(inputs),
-      params_(student.parameters()), units_(model.config().intermediate) {
+      // Only the range's adapters: a pipeline stage must not decay other stages' weights.
+      params_(student.parameters(model.first(), model.last())),
+      units_(model.config().intermediate) {
   ABM_CHECK(layers_.size() == coef_.size(), "one coefficient per selected layer");
   ABM_CHECK(rb_.size() > 0, "empty representative batch");
 }
@@ -44,7 +30,7 @@ std::vector<int64_t> AbmTrainer::needed_samples() const {
   // Steps cycle through the batch, so after N / gcd steps the slices repeat.
   for (int64_t s = 0; s < cfg_.steps && static_cast<int64_t>(need.size()) < N; ++s)
     for (const SampleRange& r : rank_slice(s, cfg_.batch, comm_.rank(), comm_.size(), cfg_.micro_batch))
-      for (int64_t k : samples_of(r, N)) need.insert(k);
+      for (int64_t k : cycled_samples(r, N)) need.insert(k);
   SampleRange mine = shard(N, comm_.rank(), comm_.size());
   for (int64_t k = mine.begin; k < mine.end; ++k) need.insert(k);
   return {need.begin(), need.end()};
@@ -64,11 +50,11 @@ double AbmTrainer::step(int64_t s) {
   // The step's token count over all ranks is known everywhere (every rank holds the batch).
   std::vector<int64_t> all;
   for (int64_t n = s * cfg_.batch; n < (s + 1) * cfg_.batch; ++n) all.push_back(n % N);
-  const double denom = double(tokens_of(rb_, all)) * double(units_);
+  const double denom = double(rb_.tokens(all)) * double(units_);
   double loss = 0;
   GateTaps taps(model_, layers_);
   for (const SampleRange& r : rank_slice(s, cfg_.batch, comm_.rank(), comm_.size(), cfg_.micro_batch)) {
-    std::vector<int64_t> which = samples_of(r, N);
+    std::vector<int64_t> which = cycled_samples(r, N);
     PaddedSamples p = pad_samples(rb_, which);
     // Dropout masks depend on (seed, global sample number) only, like the trainer's.
     student_.reseed_dropout(module_seed(cfg_.seed, std::to_string(r.begin), "abm-step"));
@@ -119,18 +105,13 @@ BoundaryReport AbmTrainer::report() {
   return rep;
 }
 
-AbmResult AbmTrainer::run() {
-  Timer timer;
-  AbmResult res;
-  res.layers = layers_;
-  res.coef = coef_;
-  res.teacher_seconds = teacher_.seconds;
+std::vector<double> AbmTrainer::optimize() {
   ABM_CHECK(teacher_.layers == layers_, "the teacher signs were captured for other layers");
   AdamWOptions ao;
   ao.weight_decay = cfg_.weight_decay;
   AdamW opt(params_, ao);
   GradBuffer grads(params_);
-  res.before = report();
+  std::vector<double> losses;
   for (int64_t s = 0; s < cfg_.steps; ++s) {
     at::Tensor loss = at::tensor({step(s)}, at::kDouble);
     grads.gather();
@@ -138,11 +119,22 @@ AbmResult AbmTrainer::run() {
     grads.scatter();
     opt.step(cfg_.lr);
     comm_.all_reduce(loss);
-    res.loss.push_back(loss.item<double>());
+    losses.push_back(loss.item<double>());
   }
   for (auto& p : params_) p.mutable_grad() = at::Tensor();
-  res.after = report();
   student_.set_train(false);
+  return losses;
+}
+
+AbmResult AbmTrainer::run() {
+  Timer timer;
+  AbmResult res;
+  res.layers = layers_;
+  res.coef = coef_;
+  res.teacher_seconds = teacher_.seconds;
+  res.before = report();
+  res.loss = optimize();
+  res.after = report();
   res.seconds = timer.seconds();
   return res;
 }

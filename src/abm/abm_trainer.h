@@ -49,9 +49,12 @@ class AbmTrainer {
   void capture_base_teacher();
   void set_teacher(TeacherSigns t) { teacher_ = std::move(t); }
 
-  double step(int64_t s);        // one AdamW step; returns its global loss
+  double step(int64_t s);        // forward + backward of step s; returns this rank's loss part
   BoundaryReport report();       // over the whole batch, sharded over ranks, dropout off
-  AbmResult run();               // report, cfg.steps steps, report
+  std::vector<double> optimize();  // cfg.steps AdamW steps; the global loss of each
+  AbmResult run();               // report, optimize, report
+  // The LoRA parameters this trainer updates: those of the model's layer range.
+  const std::vector<at::Tensor>& params() const { return params_; }
 
  private:
   const AbmConfig& cfg_;

@@ -15,6 +15,12 @@ int64_t RepresentativeBatch::tokens() const {
   return n;
 }
 
+int64_t RepresentativeBatch::tokens(const std::vector<int64_t>& which) const {
+  int64_t t = 0;
+  for (int64_t k : which) t += static_cast<int64_t>(ids.at(k).size());
+  return t;
+}
+
 RepresentativeBatch draw_representative(const Dataset& train, int64_t samples,
                                         int64_t max_length, uint64_t seed, Communicator& comm) {
   RepresentativeBatch rb;
@@ -68,6 +74,12 @@ PaddedSamples pad_samples(const RepresentativeBatch& rb, const std::vector<int64
     p.real[i].narrow(0, 0, len).fill_(true);
   }
   return p;
+}
+
+std::vector<int64_t> cycled_samples(const SampleRange& r, int64_t size) {
+  std::vector<int64_t> k;
+  for (int64_t n = r.begin; n < r.end; ++n) k.push_back(n % size);
+  return k;
 }
 
 }  // namespace abm

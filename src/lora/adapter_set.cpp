@@ -99,6 +99,16 @@ std::vector<at::Tensor> AdapterSet::parameters() const {
   return p;
 }
 
+std::vector<at::Tensor> AdapterSet::parameters(int64_t first, int64_t last) const {
+  std::vector<at::Tensor> p;
+  for (auto& m : modules_)
+    if (m.layer >= first && m.layer < last) {
+      p.push_back(m.lora->A());
+      p.push_back(m.lora->B());
+    }
+  return p;
+}
+
 NamedTensors AdapterSet::named_tensors() const {
   NamedTensors t;
   for (auto& m : modules_) {

@@ -55,6 +55,8 @@ class AdapterSet {
 
   // A0, B0, A1, B1, ... in module order (the trainer flattens their grads in this order).
   std::vector<at::Tensor> parameters() const;
+  // The same restricted to modules of layers [first, last) (one pipeline stage's share).
+  std::vector<at::Tensor> parameters(int64_t first, int64_t last) const;
   // "<module>.lora_A" -> A [r,in], "<module>.lora_B" -> B [out,r], same order.
   NamedTensors named_tensors() const;
   // Copies values into the existing A/B (shape-checked, names as named_tensors(); every

@@ -114,6 +114,24 @@ LlamaModel LlamaModel::random(const LlamaConfig& c, uint64_t seed, at::ScalarTyp
   return m;
 }
 
+LlamaModel LlamaModel::range(int64_t first, int64_t last) const {
+  ABM_CHECK(first_ <= first && first < last && last <= last_, "layer range [", first, ", ", last,
+            ") is not inside the loaded [", first_, ", ", last_, ")");
+  LlamaModel m;
+  m.cfg_ = cfg_;
+  m.first_ = first;
+  m.last_ = last;
+  m.dtype_ = dtype_;
+  m.rope_ = rope_;
+  if (first == 0) m.embed_ = embed_;
+  if (last == cfg_.layers) {
+    m.norm_ = norm_;
+    m.lm_head_ = lm_head_;
+  }
+  m.layers_.assign(layers_.begin() + (first - first_), layers_.begin() + (last - first_));
+  return m;
+}
+
 at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
   ABM_CHECK(embed_.defined(), "this rank's layer range [", first_, ", ", last_,
             ") has no embedding");

@@ -37,6 +37,10 @@ class LlamaModel {
   static LlamaModel random(const LlamaConfig& cfg, uint64_t seed, at::ScalarType dtype,
                            double std = 0.02);
 
+  // Layers [first, last) of this (loaded) model as a model of their own that shares the
+  // weights and the attached adapters — a stage's view of a full replica (ABM per stage).
+  LlamaModel range(int64_t first, int64_t last) const;
+
   const LlamaConfig& config() const { return cfg_; }
   int64_t first() const { return first_; }
   int64_t last() const { return last_; }

@@ -1,0 +1,285 @@
+#include "abm/abm_pipeline.h"
+
+#include <csignal>
+#include <cstdlib>
+
+#include "abm/gate_tap.h"
+#include "comm/local_communicator.h"
+#include "comm/replica_check.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "lora/init.h"
+#include "sharding/partition_planner.h"
+#include "sharding/stage_transport.h"
+#include "train/adamw.h"
+#include "train/grad_buffer.h"
+
+namespace abm {
+namespace {
+
+// This rank's stage: its layer range as a view of the replica (sharing the weights and
+// the attached adapters), its selected layers with their loss coefficients, its links.
+struct Stage {
+  int k = 0, S = 1;
+  std::vector<StagePlan> plan;
+  LlamaModel view;
+  std::vector<int64_t> layers;  // selected layers inside the stage, ascending
+  std::vector<double> coef;     // their c_j / n (n = selected layers of the whole model)
+  StageTransport* link = nullptr;
+  bool first() const { return k == 0; }
+  bool last() const { return k == S - 1; }
+  int64_t begin() const { return plan[k].first_layer; }
+  int64_t end() const { return plan[k].last_layer; }
+};
+
+// Micro-batch `id` of samples `which` enters the stage: embedded on the first stage, the
+// previous stage's output ([b, T, hidden]) elsewhere.
+at::Tensor stage_input(const Stage& st, const LlamaModel& view, const PaddedSamples& p, int64_t id) {
+  if (st.first()) return view.embed(p.ids);
+  return st.link->recv_forward({p.ids.size(0), p.ids.size(1), view.config().hidden},
+                               view.dtype(), id);
+}
+
+std::vector<std::vector<int64_t>> chunks(int64_t n, int64_t micro) {
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t b = 0; b < n; b += micro) {
+    out.emplace_back();
+    for (int64_t k = b; k < std::min(n, b + micro); ++k) out.back().push_back(k);
+  }
+  return out;
+}
+
+// The pipelined teacher pass over `view` with whatever is attached and enabled: signs of
+// the stage's selected layers for every sample, and (not on the first stage) the teacher
+// hidden state entering the stage, [len, hidden] per sample.
+TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const RepresentativeBatch& rb,
+                              int64_t micro, std::vector<at::Tensor>& inputs) {
+  Timer timer;
+  at::NoGradGuard ng;
+  TeacherSigns t;
+  t.layers = st.layers;
+  t.on.resize(rb.size());
+  inputs.assign(rb.size(), at::Tensor());
+  GateTaps taps(view, st.layers);
+  int64_t id = 0;
+  for (const auto& which : chunks(rb.size(), micro)) {
+    PaddedSamples p = pad_samples(rb, which);
+    at::Tensor x = stage_input(st, view, p, id);
+    at::Tensor out = view.forward_layers(x);
+    if (!st.last()) st.link->send_forward(out, id);
+    for (size_t i = 0; i < which.size(); ++i) {
+      const int64_t k = which[i], len = static_cast<int64_t>(rb.ids[k].size());
+      if (!st.first()) inputs[k] = x[i].narrow(0, 0, len).clone();
+      for (size_t j = 0; j < st.layers.size(); ++j)
+        t.on[k].push_back(taps.output(j)[i].narrow(0, 0, len).gt(0).contiguous());
+    }
+    taps.clear();
+    ++id;
+    // Test hook: ABM_TEST_KILL_STAGE=K kills stage K here (SIGKILL, no cleanup), so a test
+    // can check that a dead rank ends the whole job instead of leaving its neighbours
+    // blocked in a receive.
+    if (const char* kill = std::getenv("ABM_TEST_KILL_STAGE"); kill && std::atoi(kill) == st.k)
+      std::raise(SIGKILL);
+  }
+  t.seconds = timer.seconds();
+  return t;
+}
+
+// The student end to end through the pipeline, dropout off: the loss and the counts of
+// every selected layer of the model, gathered to every rank in depth order.
+BoundaryReport pipeline_report(Stage& st, AdapterSet& student, const AbmConfig& cfg,
+                               const RepresentativeBatch& rb, const TeacherSigns& t,
+                               Communicator& comm) {
+  at::NoGradGuard ng;
+  student.set_train(false);
+  const int64_t nl = static_cast<int64_t>(st.layers.size());
+  at::Tensor acc = at::zeros({1 + 3 * nl}, at::kDouble);  // [loss sum, (units, agree, violations) per layer]
+  GateTaps taps(st.view, st.layers);
+  int64_t id = 0;
+  for (const auto& which : chunks(rb.size(), cfg.micro_batch)) {
+    PaddedSamples p = pad_samples(rb, which);
+    at::Tensor out = st.view.forward_layers(stage_input(st, st.view, p, id));
+    if (!st.last()) st.link->send_forward(out, id);
+    for (int64_t j = 0; j < nl; ++j) {
+      at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
+      acc[0] += boundary_loss_sum(taps.output(j), on, p.real, cfg.margin).item<double>() * st.coef[j];
+      BoundaryCounts c = boundary_counts(taps.output(j), on, p.real, cfg.margin);
+      acc[1 + 3 * j] += double(c.units);
+      acc[2 + 3 * j] += double(c.agree);
+      acc[3 + 3 * j] += double(c.violations);
+    }
+    taps.clear();
+    ++id;
+  }
+  BoundaryReport rep;
+  for (const at::Tensor& a : comm.all_gather_v(acc)) {  // rank order = stage order = depth
+    rep.loss += a[0].item<double>();
+    for (int64_t j = 0; j < (a.numel() - 1) / 3; ++j) {
+      BoundaryCounts c;
+      c.units = static_cast<int64_t>(a[1 + 3 * j].item<double>());
+      c.agree = static_cast<int64_t>(a[2 + 3 * j].item<double>());
+      c.violations = static_cast<int64_t>(a[3 + 3 * j].item<double>());
+      rep.layers.push_back(c);
+    }
+  }
+  rep.loss /= double(rb.tokens()) * double(st.view.config().intermediate);
+  return rep;
+}
+
+// Shard scope: the stage alone, fed the teacher's hidden states at its input.
+std::vector<double> shard_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& student,
+                                   const RepresentativeBatch& rb, TeacherSigns t,
+                                   const std::vector<at::Tensor>& inputs) {
+  if (st.layers.empty()) return std::vector<double>(cfg.steps, 0.0);  // keeps its init
+  LocalCommunicator self;
+  AbmTrainer trainer(cfg, st.view, student, rb, st.layers, st.coef, self,
+                     st.first() ? nullptr : &inputs);
+  trainer.set_teacher(std::move(t));
+  return trainer.optimize();
+}
+
+// Global scope: forward stage to stage, dL/d(hidden) back. Stage k's parameters get the
+// gradient of its own layers' loss plus, through its output, that of every later stage.
+std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& student,
+                                    const RepresentativeBatch& rb, const TeacherSigns& t) {
+  std::vector<at::Tensor> params = student.parameters(st.begin(), st.end());
+  AdamWOptions ao;
+  ao.weight_decay = cfg.weight_decay;
+  AdamW opt(params, ao);
+  GradBuffer grads(params);
+  const int64_t N = rb.size(), units = st.view.config().intermediate;
+  std::vector<double> losses;
+  int64_t id = 0;
+  for (int64_t s = 0; s < cfg.steps; ++s) {
+    for (auto& p : params) p.mutable_grad() = at::Tensor();
+    student.set_train(true);
+    std::vector<int64_t> all = cycled_samples({s * cfg.batch, (s + 1) * cfg.batch}, N);
+    const double denom = double(rb.tokens(all)) * double(units);
+    double loss = 0;
+    GateTaps taps(st.view, st.layers);
+    for (const SampleRange& r : rank_slice(s, cfg.batch, 0, 1, cfg.micro_batch)) {
+      std::vector<int64_t> which = cycled_samples(r, N);
+      PaddedSamples p = pad_samples(rb, which);
+      // The same dropout masks as the one-stage run: seeded per module and sample number.
+      student.reseed_dropout(module_seed(cfg.seed, std::to_string(r.begin), "abm-step"));
+      at::Tensor x = stage_input(st, st.view, p, id);  // [b, T, hidden]
+      if (!st.first()) x.requires_grad_(true);
+      at::Tensor out = st.view.forward_layers(x);
+      at::Tensor L = at::zeros({}, at::kFloat);
+      for (size_t j = 0; j < st.layers.size(); ++j) {
+        at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
+        L = L + boundary_loss_sum(taps.output(j), on, p.real, cfg.margin) * (st.coef[j] / denom);
+      }
+      taps.clear();
+      std::vector<at::Tensor> roots, seeds;
+      if (L.requires_grad()) {
+        roots.push_back(L);
+        seeds.push_back(at::ones_like(L));
+      }
+      if (!st.last()) {
+        st.link->send_forward(out.detach(), id);
+        at::Tensor g = st.link->recv_backward(out.sizes(), out.scalar_type(), id);
+        if (out.requires_grad()) {
+          roots.push_back(out);
+          seeds.push_back(g);
+        }
+      }
+      if (!roots.empty()) torch::autograd::backward(roots, seeds);
+      if (!st.first()) st.link->send_backward(x.grad().defined() ? x.grad() : at::zeros_like(x), id);
+      loss += L.item<double>();
+      ++id;
+    }
+    grads.gather();  // undefined gradients become zeros, as in the one-stage trainer
+    grads.scatter();
+    opt.step(cfg.lr);
+    losses.push_back(loss);
+  }
+  for (auto& p : params) p.mutable_grad() = at::Tensor();
+  student.set_train(false);
+  return losses;
+}
+
+// Every rank receives every stage's adapters from the stage that owns their layer.
+void gather_adapters(AdapterSet& student, const std::vector<StagePlan>& plan, Communicator& comm) {
+  at::NoGradGuard ng;
+  for (const AdaptedModule& m : student.modules()) {
+    int owner = 0;
+    while (m.layer >= plan[owner].last_layer) ++owner;
+    comm.broadcast(m.lora->A(), owner);
+    comm.broadcast(m.lora->B(), owner);
+  }
+}
+
+}  // namespace
+
+AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
+                             const Dataset& train, Communicator& comm) {
+  const LlamaConfig& mc = model.config();
+  ABM_CHECK(model.first() == 0 && model.last() == mc.layers && student.first_layer() == 0 &&
+                student.last_layer() == mc.layers,
+            "staged ABM runs on a full replica (each stage takes a view of its layers)");
+  StageMap map(comm.size(), comm.size());
+  StageTransport link(comm, map);
+  Stage st;
+  st.k = comm.rank();
+  st.S = comm.size();
+  st.link = &link;
+  st.plan = plan_stages(mc, st.S, cfg.max_length);
+  if (comm.rank() == 0) log0("abm: stage plan\n", plan_table(st.plan));
+
+  AbmRun run;
+  run.stages = st.S;
+  RepresentativeBatch rb = draw_representative(train, cfg.samples, cfg.max_length, cfg.seed, comm);
+  run.indices = rb.indices;
+  run.samples = rb.size();
+  run.tokens = rb.tokens();
+  AbmResult& res = run.result;
+  res.layers = select_abm_layers(cfg.layers, mc.layers);
+  res.coef = abm_layer_weights(static_cast<int64_t>(res.layers.size()));
+  for (double& c : res.coef) c /= double(res.layers.size());
+  for (size_t j = 0; j < res.layers.size(); ++j)
+    if (res.layers[j] >= st.begin() && res.layers[j] < st.end()) {
+      st.layers.push_back(res.layers[j]);
+      st.coef.push_back(res.coef[j]);
+    }
+
+  // Teacher pass. The teacher adapter replaces the student on the replica while it runs,
+  // so the stage's view is taken inside (a view copies the projections' adapters).
+  std::vector<at::Tensor> inputs;
+  TeacherSigns teacher;
+  student.set_train(false);
+  if (cfg.teacher_adapter.empty()) {
+    student.set_enabled(false);
+    LlamaModel view = model.range(st.begin(), st.end());
+    teacher = pipeline_teacher(st, view, rb, cfg.micro_batch, inputs);
+    student.set_enabled(true);
+  } else {
+    with_teacher_adapter(cfg.teacher_adapter, model, [&] {
+      LlamaModel view = model.range(st.begin(), st.end());
+      teacher = pipeline_teacher(st, view, rb, cfg.micro_batch, inputs);
+    });
+  }
+  st.view = model.range(st.begin(), st.end());
+  res.teacher_seconds = teacher.seconds;
+
+  Timer timer;
+  res.before = pipeline_report(st, student, cfg, rb, teacher, comm);
+  std::vector<double> mine = cfg.scope == "shard"
+                                 ? shard_optimize(st, cfg, student, rb, teacher, inputs)
+                                 : global_optimize(st, cfg, student, rb, teacher);
+  at::Tensor total = at::tensor(mine, at::kDouble);  // the model's loss = sum over stages
+  comm.all_reduce(total);
+  res.loss.assign(total.data_ptr<double>(), total.data_ptr<double>() + total.numel());
+  res.after = pipeline_report(st, student, cfg, rb, teacher, comm);
+  gather_adapters(student, st.plan, comm);
+  uint64_t hash = 0;
+  ABM_REQUIRE(identical_on_all_ranks(student.parameters(), comm, &hash),
+              "abm: the gathered adapters differ between ranks");
+  log0("abm: adapters gathered from ", st.S, " stages, identical on all ", comm.size(),
+       " ranks (hash ", hash, ")");
+  res.seconds = timer.seconds();
+  return run;
+}
+
+}  // namespace abm

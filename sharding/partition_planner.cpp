@@ -12,7 +12,9 @@ namespace {
 
 // Ties between split points happen all the time (identical layers); a relative epsilon
 // keeps the choice deterministic instead of depending on rounding noise.
-bool less(double a, double b) { return a < b - 1e-12 * std::max(1.0, std::abs(b)); }
+bool less(double a, double b) {
+  return std::isinf(b) ? a < b : a < b - 1e-12 * std::max(1.0, std::abs(b));
+}
 
 }  // namespace
 

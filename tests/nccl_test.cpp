@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <cuda_runtime_api.h>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -34,6 +35,7 @@ TEST(Nccl, NoDeviceIsOneLineErrorOrAllReduceIsExact) {
       FAIL() << "no error";
     } catch (const abm::Error& e) {
       std::string msg = e.what();
+      std::printf("  make_nccl_communicator(): %s\n", msg.c_str());
       EXPECT_EQ(msg.rfind("no CUDA device", 0), 0u) << msg;
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     }

@@ -28,7 +28,7 @@ class NcclTarget : public AllReduceTarget {
     count_ = count;
   }
   int64_t check() override {
-    std::vector<float> host(size_t(count_));
+    std::vector<float> host(static_cast<size_t>(count_));
     const int64_t r = rank(), w = size();
     for (int64_t i = 0; i < count_; ++i) host[i] = float((r + 1) * (i % 13 + 1));
     ABM_CUDA_CHECK(cudaMemcpy(buf_, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));

@@ -88,7 +88,8 @@ struct Shared {
                   const std::string& env = "", const std::string& model_dir = "") {
     std::string cmd = env + " " + (np > 1 ? mpi(np) : "") + kBin + " train --model " +
                       (model_dir.empty() ? model : model_dir) + " --data " + (tmp / "train.jsonl") +
-                      " --out " + (tmp / out) + " --lora-targets all-linear --lora-r 4 " +
+                      " --out " + (tmp / out) + " --lora-targets all-linear " +
+                      (extra.find("--lora-r") == std::string::npos ? "--lora-r 4 " : "") +
                       "--lora-dropout 0.1 --lr 5e-3 --warmup 2 --global-batch 6 --micro-batch 1 " +
                       "--threads 1 --seed 3 --log-every 100 --steps " + kSteps + " " + extra;
     RunResult r = run(cmd);
@@ -103,8 +104,8 @@ struct Shared {
 };
 
 Shared& shared() {
-  static Shared* s = new Shared();  // lives for the process; its TempDir is kept on exit
-  return *s;
+  static Shared s;  // made by the first test that needs it, removed at exit
+  return s;
 }
 
 // 2 ranks stopped by SIGUSR1 after step 4 (shared by the resume tests, copied per test).
@@ -174,8 +175,8 @@ TEST(Resume, SameWorldSizeIsBitwise) {
 
 // Elastic: 2 ranks -> stop -> 1 rank -> stop -> 3 ranks reads the same global batches as the
 // uninterrupted 2-rank run (batch_hash: every (global sample number, row) pair of each
-// step) and ends within 1e-5 of its adapter. Not bitwise: the all-reduce sums the same
-// numbers in another grouping, so fp32 rounding differs by ~1e-7 per step.
+// step) and ends within 1e-6 of its adapter (measured: 1.5e-8). Not bitwise: the
+// all-reduce sums the same numbers in another grouping, so fp32 rounding differs.
 TEST(Resume, ElasticResumeKeepsTheGlobalDataOrder) {
   Shared& s = shared();
   copy_run(stopped_at_4(), "elastic");
@@ -202,7 +203,7 @@ TEST(Resume, ElasticResumeKeepsTheGlobalDataOrder) {
   for (size_t i = 0; i < a.trainable.size(); ++i)
     worst = std::max(worst, max_abs_diff(a.trainable[i].second, b.trainable[i].second));
   std::printf("  elastic 2->1->3 ranks: max |adapter - uninterrupted| = %.3g\n", worst);
-  EXPECT_LE(worst, 1e-5);
+  EXPECT_LE(worst, 1e-6);
   EXPECT_EQ(a.tokens_seen, b.tokens_seen);
   EXPECT_EQ(b.world_size, 3);
 }

@@ -28,6 +28,8 @@ int cmd_abm_init(int argc, char** argv) {
   LlamaModel model;
   DataSplits data;
   std::unique_ptr<AdapterSet> student;
+  // Training's batch is not used here; keep it valid for any world size.
+  cfg.global_batch = cfg.micro_batch * comm->size();
   Runtime::agree([&] {
     cfg.validate(comm->size());
     abm.validate(comm->size());

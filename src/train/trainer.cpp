@@ -5,6 +5,7 @@
 #include <csignal>
 #include <thread>
 
+#include "comm/replica_check.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "lora/init.h"
@@ -103,20 +104,7 @@ EvalResult Trainer::evaluate(const Dataset& d) {
 }
 
 void Trainer::check_replicas() {
-  if (comm_.size() == 1) return;
-  at::NoGradGuard ng;
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a over the parameters' bytes
-  for (auto& p : params_) {
-    at::Tensor c = p.detach().contiguous();
-    const uint8_t* b = static_cast<const uint8_t*>(c.data_ptr());
-    for (int64_t i = 0, n = c.numel() * c.element_size(); i < n; ++i)
-      h = (h ^ b[i]) * 1099511628211ULL;
-  }
-  int64_t v = static_cast<int64_t>(h >> 1);
-  at::Tensor hi = at::tensor({v}, at::kLong), lo = at::tensor({-v}, at::kLong);
-  comm_.all_reduce(hi, ReduceOp::Max);
-  comm_.all_reduce(lo, ReduceOp::Max);
-  ABM_REQUIRE(hi.item<int64_t>() == -lo.item<int64_t>(), "replica drift at step ", step_,
+  ABM_REQUIRE(identical_on_all_ranks(params_, comm_), "replica drift at step ", step_,
               ": the trainable parameters differ between ranks");
 }
 

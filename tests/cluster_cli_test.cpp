@@ -27,22 +27,6 @@ const std::string kBin = ABM_BINARY;
 std::string mpi(int np) { return "mpirun --oversubscribe --bind-to none -np " + std::to_string(np) + " "; }
 
 // Learnable token sequences of varied lengths 6..16 (as in train_cli_test).
-void write_tokens(const std::string& path, int n, int offset) {
-  std::ofstream out(path);
-  for (int i = 0; i < n; ++i) {
-    nlohmann::json ids = nlohmann::json::array({1});
-    for (int j = 1; j < 6 + (i * 5) % 11; ++j) ids.push_back(3 + ((i + offset) * 3 + j * 7) % 90);
-    out << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
-  }
-}
-
-std::vector<nlohmann::json> records(const std::string& metrics) {
-  std::vector<nlohmann::json> v;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
-  return v;
-}
-
 std::vector<int64_t> steps_of(const std::vector<nlohmann::json>& rec) {
   std::vector<int64_t> s;
   for (auto& r : rec) s.push_back(r["step"].get<int64_t>());
@@ -80,7 +64,7 @@ struct Shared {
                         std::to_string(seed));
       EXPECT_EQ(r.status, 0) << r.output;
     }
-    write_tokens(tmp / "train.jsonl", 40, 0);
+    write_token_rows(tmp / "train.jsonl", 40, 0);
     train(2, "ref", "", 0);
   }
   // `abmlora train` into tmp/out; returns the result (stdout + stderr).
@@ -161,7 +145,7 @@ TEST(Resume, SameWorldSizeIsBitwise) {
   RunResult r = s.train(2, "same", "--checkpoint-every 3 --resume auto", 0);
   EXPECT_NE(r.output.find("resume: " + s.ckpt("same", 4) + " at step 4"), std::string::npos) << r.output;
   expect_bitwise(abm::read_checkpoint(s.ckpt("ref", 8)), abm::read_checkpoint(s.ckpt("same", 8)));
-  auto ref = records(s.tmp / "ref/metrics.jsonl"), got = records(s.tmp / "same/metrics.jsonl");
+  auto ref = read_jsonl(s.tmp / "ref/metrics.jsonl"), got = read_jsonl(s.tmp / "same/metrics.jsonl");
   ASSERT_EQ(steps_of(got), one_to(8)) << "the curve continues without a gap or duplicate";
   for (size_t i = 0; i < ref.size(); ++i) {
     EXPECT_EQ(ref[i]["loss"].get<double>(), got[i]["loss"].get<double>()) << "step " << i + 1;
@@ -187,7 +171,7 @@ TEST(Resume, ElasticResumeKeepsTheGlobalDataOrder) {
   EXPECT_NE(r3.output.find("resume: " + s.ckpt("elastic", 6) + " at step 6"), std::string::npos);
   EXPECT_NE(r3.output.find("(3 ranks x micro 1 x accumulation 2)"), std::string::npos) << r3.output;
 
-  auto ref = records(s.tmp / "ref/metrics.jsonl"), got = records(s.tmp / "elastic/metrics.jsonl");
+  auto ref = read_jsonl(s.tmp / "ref/metrics.jsonl"), got = read_jsonl(s.tmp / "elastic/metrics.jsonl");
   ASSERT_EQ(steps_of(got), one_to(8));
   for (size_t i = 0; i < ref.size(); ++i) {
     EXPECT_EQ(ref[i]["batch_hash"], got[i]["batch_hash"]) << "step " << i + 1;
@@ -245,12 +229,12 @@ TEST(Resume, KilledWriterLeavesThePreviousCheckpoint) {
   ASSERT_TRUE(exists(tmpfile)) << "the writer never reached step 4";
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   EXPECT_FALSE(exists(s.ckpt("killed", 4)));
-  EXPECT_EQ(steps_of(records(out + "/metrics.jsonl")), one_to(4));
+  EXPECT_EQ(steps_of(read_jsonl(out + "/metrics.jsonl")), one_to(4));
 
   RunResult r = s.train(1, "killed", "--checkpoint-every 2 --keep-checkpoints 0 --resume auto", 0);
   EXPECT_NE(r.output.find("resume: " + s.ckpt("killed", 2) + " at step 2"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("metrics: dropped 2 record(s)"), std::string::npos) << r.output;
-  EXPECT_EQ(steps_of(records(out + "/metrics.jsonl")), one_to(8));
+  EXPECT_EQ(steps_of(read_jsonl(out + "/metrics.jsonl")), one_to(8));
   EXPECT_FALSE(exists(tmpfile)) << "the next write removes a killed writer's *.tmp";
 
   // Damage the two newest: a flipped bit in ckpt 8's data, ckpt 6 cut in half. --resume
@@ -272,7 +256,7 @@ TEST(Resume, KilledWriterLeavesThePreviousCheckpoint) {
             std::string::npos) << r.output;
   EXPECT_NE(r.output.find("resume: skipped " + c6 + ": "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("resume: " + s.ckpt("killed", 4) + " at step 4"), std::string::npos) << r.output;
-  EXPECT_EQ(steps_of(records(out + "/metrics.jsonl")), one_to(8));
+  EXPECT_EQ(steps_of(read_jsonl(out + "/metrics.jsonl")), one_to(8));
 }
 
 // Another base model or another LoRA rank: exit 2, one line that says what differs.

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <fstream>
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -57,6 +59,23 @@ std::string peer(const std::string& name) {
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
+void write_token_rows(const std::string& path, int n, int offset, int len) {
+  std::ofstream out(path);
+  for (int i = 0; i < n; ++i) {
+    int size = len ? len : 6 + (i * 5) % 11;
+    nlohmann::json ids = nlohmann::json::array({1});
+    for (int j = 1; j < size; ++j) ids.push_back(3 + ((i + offset) * 3 + j * 7) % 90);
+    out << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
+  }
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> v;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
+  return v;
 }
 
 }  // namespace abm::test

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <string>
+#include <vector>
 
 namespace abm::test {
 
@@ -32,5 +35,11 @@ std::string peer(const std::string& name);
 
 // Max |a - b| over all elements (as fp32).
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+
+// n pre-tokenized rows ({"input_ids": [...]}, vocab < 93) for the tiny model; row i's
+// tokens depend on i + offset; `len` 0 = varied lengths 6..16.
+void write_token_rows(const std::string& path, int n, int offset, int len = 0);
+// One JSON value per line (metrics.jsonl).
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
 
 }  // namespace abm::test

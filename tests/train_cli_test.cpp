@@ -27,24 +27,6 @@ RunResult run_ok(const std::string& cmd) {
 }
 
 // Learnable token sequences: a fixed walk through the vocabulary, entered at varied points;
-// `len` 0 = varied lengths 6..16.
-void write_tokens(const std::string& path, int n, int offset, int len = 0) {
-  std::ofstream out(path);
-  for (int i = 0; i < n; ++i) {
-    int size = len ? len : 6 + (i * 5) % 11;
-    nlohmann::json ids = nlohmann::json::array({1});
-    for (int j = 1; j < size; ++j) ids.push_back(3 + ((i + offset) * 3 + j * 7) % 90);
-    out << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
-  }
-}
-
-std::vector<nlohmann::json> records(const std::string& metrics) {
-  std::vector<nlohmann::json> v;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
-  return v;
-}
-
 struct Eval {
   double loss = NAN;
   long targets = -1;
@@ -65,8 +47,8 @@ struct Fixture {
   Fixture() {
     run_ok(kBin + " init-model --out " + model + " --hidden 32 --intermediate 64 --layers 2 " +
            "--heads 4 --kv-heads 2 --vocab 97 --seed 1 --std 0.05");
-    write_tokens(tmp / "train.jsonl", 40, 0);
-    write_tokens(tmp / "eval.jsonl", 13, 1000);  // 13 rows: shards of 7 and 6
+    write_token_rows(tmp / "train.jsonl", 40, 0);
+    write_token_rows(tmp / "eval.jsonl", 13, 1000);  // 13 rows: shards of 7 and 6
   }
   std::string train(const std::string& np, const std::string& out, const std::string& extra,
                     const std::string& data = "train.jsonl") {
@@ -90,7 +72,7 @@ TEST(TrainCli, EvalEveryWritesEvalAtThoseStepsAndMatchesEvalCommand) {
   Fixture f;
   f.train(kMpi2, "run", "--eval-data " + (f.tmp / "eval.jsonl") +
                             " --eval-every 2 --steps 6 --global-batch 8 --micro-batch 2");
-  auto rec = records(f.tmp / "run/metrics.jsonl");
+  auto rec = read_jsonl(f.tmp / "run/metrics.jsonl");
   ASSERT_EQ(rec.size(), 6u);
   for (auto& r : rec) {
     int step = r["step"];
@@ -120,11 +102,11 @@ TEST(TrainCli, PackedFirstStepLossEqualsUnpacked) {
   // 8 examples of 16 tokens; --max-length 64 packs them into 2 rows of 4. A global batch
   // of all rows makes step 1 see the same examples either way, before any update.
   Fixture f;
-  write_tokens(f.tmp / "same16.jsonl", 8, 500, 16);
+  write_token_rows(f.tmp / "same16.jsonl", 8, 500, 16);
   const std::string common = "--max-length 64 --steps 3 ";
   f.train(kMpi2, "plain", common + "--global-batch 8 --micro-batch 2", "same16.jsonl");
   f.train(kMpi2, "packed", common + "--pack --global-batch 2 --micro-batch 1", "same16.jsonl");
-  auto a = records(f.tmp / "plain/metrics.jsonl"), b = records(f.tmp / "packed/metrics.jsonl");
+  auto a = read_jsonl(f.tmp / "plain/metrics.jsonl"), b = read_jsonl(f.tmp / "packed/metrics.jsonl");
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   EXPECT_EQ(a[0]["targets"], b[0]["targets"]);
@@ -153,7 +135,7 @@ TEST(TrainCli, RecomputeLeavesTheRunUnchanged) {
   std::string common = "--steps 3 --global-batch 8 --micro-batch 2 --lora-dropout 0.1";
   f.train(kMpi2, "plain", common);
   f.train(kMpi2, "rc", common + " --recompute");
-  auto a = records(f.tmp / "plain/metrics.jsonl"), b = records(f.tmp / "rc/metrics.jsonl");
+  auto a = read_jsonl(f.tmp / "plain/metrics.jsonl"), b = read_jsonl(f.tmp / "rc/metrics.jsonl");
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < a.size(); ++i) {

@@ -60,6 +60,7 @@ void write_root_attrs(hid_t f, const CheckpointState& s) {
   put_attr(f, "config", s.config);
   put_attr(f, "base_model", s.base_model);
   put_attr(f, "base_fingerprint", s.base_fingerprint);
+  put_attr(f, "data_fingerprint", s.data_fingerprint);
   put_attr(f, "trainable", std::string(s.lora ? "lora" : "full"));
   put_attr(f, "lora_config", s.lora ? s.lora->to_json().dump() : std::string());
   seal_attrs(f);
@@ -227,6 +228,7 @@ CheckpointState read_all(const Reader& r) {
   s.config = get_str(f, "config");
   s.base_model = get_str(f, "base_model");
   s.base_fingerprint = get_str(f, "base_fingerprint");
+  if (has_attr(f, "data_fingerprint")) s.data_fingerprint = get_str(f, "data_fingerprint");
   std::string trainable = get_str(f, "trainable");
   ABM_REQUIRE(trainable == "lora" || trainable == "full", "unknown trainable kind \"", trainable, "\"");
   if (trainable == "lora")

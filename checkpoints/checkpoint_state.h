@@ -54,6 +54,8 @@ struct CheckpointState {
   std::string config;            // resolved config, INI text as saved in RUN/config.ini
   std::string base_model;        // model directory as given (informational)
   std::string base_fingerprint;  // model_fingerprint() of it: must match on resume
+  std::string data_fingerprint;  // Dataset::fingerprint() of the training rows: must match
+                                 // on resume ("" in files written before it existed)
   std::optional<LoraConfig> lora;  // nullopt: full-parameter training
 
   // state

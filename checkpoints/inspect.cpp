@@ -43,6 +43,7 @@ void describe(std::ostringstream& os, const CheckpointState& s, bool verbose) {
      << ", tokens seen " << s.tokens_seen << ", global batch " << s.global_batch
      << ", world size " << s.world_size << "\n";
   os << "  base model " << s.base_model << " (fingerprint " << s.base_fingerprint << ")\n";
+  os << "  training data rows:hash " << (s.data_fingerprint.empty() ? "(not recorded)" : s.data_fingerprint) << "\n";
   os << "  trainable: " << (s.lora ? "LoRA " + s.lora->to_json().dump() : "all weights") << "\n";
   const OptimizerState& o = s.optimizer;
   os << "  optimizer: AdamW step " << o.step << ", betas " << o.beta1 << "/" << o.beta2 << ", eps "
@@ -103,7 +104,7 @@ void describe_raw(std::ostringstream& os, const std::string& path) {
   if (f < 0) return;
   H5Id file(f, H5Fclose);
   for (const char* name : {"format", "format_version", "step", "samples_seen", "created",
-                           "base_model", "base_fingerprint", "lora_config"}) {
+                           "base_model", "base_fingerprint", "data_fingerprint", "lora_config"}) {
     try {
       if (!has_attr(file, name)) continue;
       H5Id a(ABM_H5_CHECK(H5Aopen(file, name, H5P_DEFAULT)), H5Aclose);

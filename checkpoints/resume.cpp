@@ -86,6 +86,11 @@ void check_compatible(const CheckpointState& s, const ResumeExpect& now, const s
     ABM_REQUIRE(a.dropout == b.dropout, head, "LoRA dropout differs (checkpoint ", a.dropout,
                 ", now ", b.dropout, ")");
   }
+  ABM_REQUIRE(s.data_fingerprint.empty() || now.data_fingerprint.empty() ||
+                  s.data_fingerprint == now.data_fingerprint,
+              head, "the training data differs (checkpoint rows:hash ", s.data_fingerprint,
+              ", now ", now.data_fingerprint, "); its data position would point at other "
+              "examples. Resume with the same --data, --template, --max-length and --pack");
   ABM_REQUIRE(now.global_batch == 0 || s.global_batch == now.global_batch, head,
               "global batch differs (checkpoint --global-batch ", s.global_batch, ", now ",
               now.global_batch, "); the data position is counted in global batches");

@@ -35,13 +35,15 @@ ResumePoint resolve_resume(const std::string& value, const std::string& ckpt_dir
 struct ResumeExpect {
   std::string base_model;        // for the message only
   std::string base_fingerprint;  // model_fingerprint() of --model
+  std::string data_fingerprint;  // Dataset::fingerprint() of the training rows ("" = not checked)
   std::optional<LoraConfig> lora;  // nullopt = full-parameter training
   int64_t global_batch = 0;      // 0 = not checked
   std::optional<uint64_t> sampler_seed;
 };
 
 // Throws abm::Error "PATH: cannot resume: <what differs> (checkpoint X, now Y)" when the
-// checkpoint was made for another base model, LoRA config, global batch or data seed.
+// checkpoint was made for another base model, LoRA config, training data (file contents,
+// template, max length, packing: anything that changes the rows), global batch or data seed.
 // Rank, alpha, rsLoRA, targets and dropout must match; init and the LoRA seed are spent
 // once the adapter exists. World size may differ (elastic resume).
 void check_compatible(const CheckpointState& s, const ResumeExpect& now, const std::string& path);

@@ -72,8 +72,8 @@ void pack_scalars(Pack& p, const CheckpointState& s) {
   for (double v : {s.optimizer.beta1, s.optimizer.beta2, s.optimizer.eps,
                    s.optimizer.weight_decay, s.scheduler.peak, s.scheduler.min_ratio})
     p.put<double>(v);
-  for (const std::string* v : {&s.config, &s.base_model, &s.base_fingerprint, &s.created,
-                               &s.tool_version, &s.scheduler.kind})
+  for (const std::string* v : {&s.config, &s.base_model, &s.base_fingerprint, &s.data_fingerprint,
+                               &s.created, &s.tool_version, &s.scheduler.kind})
     p.put(*v);
   p.put<uint64_t>(s.sampler_seed);
   p.put(s.lora ? s.lora->to_json().dump() : std::string());
@@ -100,8 +100,8 @@ void unpack_scalars(Unpack& u, CheckpointState& s) {
   for (double* v : {&s.optimizer.beta1, &s.optimizer.beta2, &s.optimizer.eps,
                     &s.optimizer.weight_decay, &s.scheduler.peak, &s.scheduler.min_ratio})
     *v = u.get<double>();
-  for (std::string* v : {&s.config, &s.base_model, &s.base_fingerprint, &s.created,
-                         &s.tool_version, &s.scheduler.kind})
+  for (std::string* v : {&s.config, &s.base_model, &s.base_fingerprint, &s.data_fingerprint,
+                         &s.created, &s.tool_version, &s.scheduler.kind})
     *v = u.str();
   s.sampler_seed = u.get<uint64_t>();
   std::string lora = u.str();

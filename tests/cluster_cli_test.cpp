@@ -57,6 +57,7 @@ const std::string kSteps = "8";
 struct Shared {
   TempDir tmp;
   std::string model = tmp / "model", other_model = tmp / "other";
+  std::string data = tmp / "train.jsonl";
   Shared() {
     for (auto [dir, seed] : {std::pair{model, 1}, std::pair{other_model, 2}}) {
       RunResult r = run(kBin + " init-model --out " + dir + " --hidden 32 --intermediate 64 " +
@@ -71,7 +72,7 @@ struct Shared {
   RunResult train(int np, const std::string& out, const std::string& extra, int expect,
                   const std::string& env = "", const std::string& model_dir = "") {
     std::string cmd = env + " " + (np > 1 ? mpi(np) : "") + kBin + " train --model " +
-                      (model_dir.empty() ? model : model_dir) + " --data " + (tmp / "train.jsonl") +
+                      (model_dir.empty() ? model : model_dir) + " --data " + data +
                       " --out " + (tmp / out) + " --lora-targets all-linear " +
                       (extra.find("--lora-r") == std::string::npos ? "--lora-r 4 " : "") +
                       "--lora-dropout 0.1 --lr 5e-3 --warmup 2 --global-batch 6 --micro-batch 1 " +
@@ -274,6 +275,56 @@ TEST(Resume, ForeignCheckpointIsRefused) {
   // An explicit file works like auto; nothing was written by the refused runs.
   r = s.train(2, "foreign", "--resume " + s.ckpt("foreign", 3), 0);
   EXPECT_NE(r.output.find("at step 3"), std::string::npos) << r.output;
+}
+
+// Edited training data (other rows under the same file name): the saved data position
+// would point at other examples, so the resume is refused naming the data.
+TEST(Resume, EditedDataIsRefused) {
+  Shared& s = shared();
+  copy_run(stopped_at_4(), "edited");
+  const std::string original = s.data;
+  s.data = s.tmp / "edited/train.jsonl";
+  write_token_rows(s.data, 40, 1);  // same count, other tokens
+  RunResult r = s.train(1, "edited", "--resume auto", 2);
+  s.data = original;
+  EXPECT_EQ(lines_with(r.output, "error:"), 1) << r.output;
+  EXPECT_NE(r.output.find(s.ckpt("edited", 4) + ": cannot resume: the training data differs (checkpoint rows:hash 40:"),
+            std::string::npos) << r.output;
+  EXPECT_NE(run(kBin + " inspect " + s.ckpt("edited", 4)).output.find("training data rows:hash 40:"),
+            std::string::npos);
+}
+
+// --time-budget: a budget below the fixed 10 s margin is spent after the first step, so
+// the run stops there with a checkpoint and exit 3 on every rank, and the resumed run ends
+// bitwise where the uninterrupted one does.
+TEST(Resume, TimeBudgetStopsWithACheckpoint) {
+  Shared& s = shared();
+  RunResult r = s.train(2, "budget", "--time-budget 0.1", 3);
+  EXPECT_NE(r.output.find("stopped at step 1 of 8 (time budget"), std::string::npos) << r.output;
+  EXPECT_TRUE(exists(s.ckpt("budget", 1)));
+  r = s.train(2, "budget", "--resume auto", 0);
+  expect_bitwise(abm::read_checkpoint(s.ckpt("ref", 8)), abm::read_checkpoint(s.ckpt("budget", 8)));
+}
+
+// train --init abm, stopped and resumed: ABM runs once (the checkpoint holds its result
+// and provenance), and the run ends bitwise where the uninterrupted ABM run does.
+TEST(Resume, AbmIsNotRerunOnResume) {
+  Shared& s = shared();
+  const std::string abm = "--init abm --abm-steps 3 --abm-samples 4 --abm-max-length 16 ";
+  RunResult full = s.train(2, "abm-ref", abm, 0);
+  RunResult first = s.train(2, "abm-stop", abm, 3, "ABM_TEST_STOP_AT_STEP=4");
+  EXPECT_NE(first.output.find("abm: stage plan"), std::string::npos) << first.output;
+  RunResult second = s.train(2, "abm-stop", abm + "--resume auto", 0);
+  EXPECT_NE(second.output.find("abm: not re-run on resume (the checkpoint's adapters started "
+                               "from ABM with the provenance in its /abm group)"),
+            std::string::npos) << second.output;
+  EXPECT_EQ(second.output.find("abm: stage plan"), std::string::npos) << second.output;
+  abm::CheckpointState a = abm::read_checkpoint(s.ckpt("abm-ref", 8));
+  abm::CheckpointState b = abm::read_checkpoint(s.ckpt("abm-stop", 8));
+  expect_bitwise(a, b);
+  ASSERT_TRUE(a.abm && b.abm);
+  EXPECT_EQ(a.abm->samples, b.abm->samples);
+  EXPECT_EQ(a.abm->loss, b.abm->loss);
 }
 
 // report --scaling: a sweep directory of runs at 1, 2 and 4 ranks -> table and efficiency.

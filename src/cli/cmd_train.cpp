@@ -38,8 +38,8 @@ AbmProvenance provenance(const AbmConfig& cfg, const AbmRun& run) {
 // --resume: rank 0 picks and verifies the checkpoint (damaged files are reported and
 // skipped, another run's checkpoint is refused with exit 2), every rank receives it.
 // Returns false for a fresh start.
-bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, Communicator& comm,
-                     CheckpointState& out, std::string& path) {
+bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, const Dataset& data,
+                     Communicator& comm, CheckpointState& out, std::string& path) {
   if (cfg.resume.empty()) return false;
   Runtime::agree([&] {
     if (comm.rank() != 0) return;
@@ -52,6 +52,7 @@ bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, Communi
     ResumeExpect now;
     now.base_model = cfg.model;
     now.base_fingerprint = model_fingerprint(cfg.model);
+    now.data_fingerprint = data.fingerprint();
     if (adapters) now.lora = adapters->config();
     now.global_batch = cfg.global_batch;
     now.sampler_seed = cfg.seed;
@@ -125,11 +126,12 @@ int run_train(int argc, char** argv, bool pretrain) {
   // 2. Resume: the checkpoint holds everything, ABM's result included.
   CheckpointState ckpt;
   std::string ckpt_path;
-  const bool resumed = find_checkpoint(cfg, adapters.get(), *comm, ckpt, ckpt_path);
+  const bool resumed = find_checkpoint(cfg, adapters.get(), data.train, *comm, ckpt, ckpt_path);
   CheckpointState identity;  // what every checkpoint of this run says about it
   identity.config = opts.resolved_ini();
   identity.base_model = cfg.model;
   if (Runtime::rank() == 0) identity.base_fingerprint = model_fingerprint(cfg.model);
+  identity.data_fingerprint = data.train.fingerprint();
   if (resumed) identity.abm = ckpt.abm;  // the provenance travels from checkpoint to checkpoint
 
   // 3. ABM initialization (DESIGN §1), never on resume (the adapters come from the

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 
 #include "core/check.h"
@@ -146,6 +147,20 @@ std::string Dataset::summary() const {
     s += cat("; ", stats.truncated, " truncated (", stats.tokens_dropped, " tokens dropped)");
   if (stats.untrained) s += cat("; ", stats.untrained, " dropped with nothing to train on");
   return s + "; token cache " + cache;
+}
+
+std::string Dataset::fingerprint() const {
+  uint64_t h = kFnvOffset;
+  for (int64_t r = 0; r < size(); ++r)
+    for (const Example* e : row(r)) {
+      const int64_t n = e->size();
+      h = fnv1a(&n, sizeof n, h);
+      h = fnv1a(e->ids.data(), e->ids.size() * sizeof(int64_t), h);
+      h = fnv1a(e->labels.data(), e->labels.size() * sizeof(int64_t), h);
+    }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return cat(size(), ":", hex);
 }
 
 DataSplits load_datasets(const DataOptions& o) {

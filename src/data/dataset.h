@@ -59,6 +59,10 @@ struct Dataset {
   int64_t size() const { return static_cast<int64_t>(rows.size()); }  // rows to sample
   std::vector<const Example*> row(int64_t r) const;
   std::string summary() const;      // one line for the log
+  // "<rows>:<16 hex>": a hash of every row's token ids and labels in sampling order. A
+  // checkpoint records it, so resuming on edited data (where the saved data position
+  // would point at other examples) is refused instead of silently training on them.
+  std::string fingerprint() const;
 };
 
 struct DataSplits {

@@ -11,7 +11,9 @@
 
 namespace abm {
 
+// storage: the dtype the matrices are kept in (LoadOptions::storage; Undefined = dtype).
 LlamaModel load_stage(const std::string& model_dir, const StagePlan& stage,
-                      at::ScalarType dtype = at::kFloat);
+                      at::ScalarType dtype = at::kFloat,
+                      at::ScalarType storage = at::ScalarType::Undefined);
 
 }  // namespace abm

@@ -116,6 +116,32 @@ TEST(Model, LayerRangesChainToWholeModel) {
   EXPECT_TRUE(at::equal(h, whole));
 }
 
+// bf16 storage with fp32 compute (LoadOptions::storage, abm-init --weight-dtype): the
+// matrices stay bf16, and the logits and the input gradient equal, bit for bit, an fp32
+// model holding the same bf16-rounded weights (the upcast is exact).
+TEST(Model, Bf16StorageComputesLikeItsFp32Copy) {
+  TempDir tmp;
+  oracle("make_tiny_model.py " + (tmp / "m"));
+  LlamaModel::load(tmp / "m").save(tmp / "bf16", at::kBFloat16);
+  LoadOptions narrow;
+  narrow.storage = at::kBFloat16;
+  LlamaModel a = LlamaModel::load(tmp / "bf16"), b = LlamaModel::load(tmp / "bf16", narrow);
+  EXPECT_EQ(b.layers()[0].gate.weight.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(b.layers()[0].input_norm.scalar_type(), at::kFloat);
+  auto run = [](const LlamaModel& m, at::Tensor& grad) {
+    at::Tensor x = m.embed(ids_tensor()).detach().requires_grad_(true);
+    at::Tensor logits = m.head(m.forward_layers(x));
+    (logits * logits).sum().backward();
+    grad = x.grad();
+    return logits.detach();
+  };
+  at::Tensor ga, gb;
+  at::Tensor la = run(a, ga), lb = run(b, gb);
+  EXPECT_EQ(lb.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(la, lb));
+  EXPECT_TRUE(at::equal(ga, gb));
+}
+
 TEST(Model, ShardedSafetensorsLoadLikeSingleFile) {
   TempDir tmp;
   oracle("make_tiny_model.py " + (tmp / "one"));

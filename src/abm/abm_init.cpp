@@ -78,7 +78,8 @@ AbmRun abm_initialize(const AbmConfig& cfg, LlamaModel& model, AdapterSet& stude
          percent(r.before.layers[j].violation_rate()), " -> ",
          percent(r.after.layers[j].violation_rate()));
   log0("abm: loss ", r.before.loss, " -> ", r.after.loss, " in ", r.teacher_seconds, " s teacher + ",
-       r.seconds, " s optimization");
+       r.seconds, " s optimization (", r.step_seconds, " s in ", cfg.steps, " steps, the rest in "
+       "the before/after reports)");
   return run;
 }
 
@@ -103,7 +104,8 @@ nlohmann::json abm_run_json(const AbmConfig& cfg, const AbmRun& run) {
                       {"loss_before", r.before.loss},
                       {"loss_after", r.after.loss},
                       {"teacher_seconds", r.teacher_seconds},
-                      {"seconds", r.seconds}};
+                      {"seconds", r.seconds},
+                      {"step_seconds", r.step_seconds}};
   for (const auto* rep : {&r.before, &r.after}) {
     nlohmann::json acc = nlohmann::json::array(), vio = nlohmann::json::array();
     for (const auto& c : rep->layers) {

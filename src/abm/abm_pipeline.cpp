@@ -213,20 +213,60 @@ void gather_adapters(AdapterSet& student, const std::vector<StagePlan>& plan, Co
 
 }  // namespace
 
+std::vector<StagePlan> abm_stage_plan(const LlamaConfig& mc, int stages, const AbmConfig& cfg) {
+  return plan_stages(mc, stages, cfg.max_length);
+}
+
+NamedTensors gather_named_tensors(const NamedTensors& mine, Communicator& comm, int root) {
+  // Per rank: its meta [name length, name bytes..., ndim, dims...] per tensor, then the
+  // tensors themselves, each broadcast from that rank.
+  std::vector<int64_t> meta;
+  for (const auto& [name, t] : mine) {
+    meta.push_back(static_cast<int64_t>(name.size()));
+    for (char c : name) meta.push_back(static_cast<unsigned char>(c));
+    meta.push_back(t.dim());
+    for (int64_t d : t.sizes()) meta.push_back(d);
+  }
+  NamedTensors out;
+  for (int r = 0; r < comm.size(); ++r) {
+    at::Tensor n = at::tensor({static_cast<int64_t>(meta.size())}, at::kLong);
+    comm.broadcast(n, r);
+    at::Tensor m = r == comm.rank() ? at::tensor(meta, at::kLong) : at::empty({n.item<int64_t>()}, at::kLong);
+    comm.broadcast(m, r);
+    const int64_t* p = m.data_ptr<int64_t>();
+    size_t k = 0;
+    for (int64_t i = 0; i < m.numel(); ++k) {
+      std::string name;
+      for (int64_t len = p[i++], c = 0; c < len; ++c) name += static_cast<char>(p[i++]);
+      std::vector<int64_t> shape(p + i + 1, p + i + 1 + p[i]);
+      i += 1 + static_cast<int64_t>(shape.size());
+      at::Tensor t = r == comm.rank() ? mine[k].second.detach().to(at::kFloat).contiguous().clone()
+                                      : at::empty(shape, at::kFloat);
+      comm.broadcast(t, r);
+      if (comm.rank() == root) out.emplace_back(name, t);
+    }
+  }
+  return out;
+}
+
 AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
                              const Dataset& train, Communicator& comm) {
   const LlamaConfig& mc = model.config();
-  ABM_CHECK(model.first() == 0 && model.last() == mc.layers && student.first_layer() == 0 &&
-                student.last_layer() == mc.layers,
-            "staged ABM runs on a full replica (each stage takes a view of its layers)");
   StageMap map(comm.size(), comm.size());
   StageTransport link(comm, map);
   Stage st;
   st.k = comm.rank();
   st.S = comm.size();
   st.link = &link;
-  st.plan = plan_stages(mc, st.S, cfg.max_length);
+  st.plan = abm_stage_plan(mc, st.S, cfg);
   if (comm.rank() == 0) log0("abm: stage plan\n", plan_table(st.plan));
+  // A full replica (training) or exactly this stage's layers (abm-init).
+  const bool replica = model.first() == 0 && model.last() == mc.layers;
+  ABM_CHECK(replica || (model.first() == st.begin() && model.last() == st.end()),
+            "staged ABM needs a full replica or exactly stage ", st.k, "'s layers [", st.begin(),
+            ", ", st.end(), "); this rank holds [", model.first(), ", ", model.last(), ")");
+  ABM_CHECK(student.first_layer() == model.first() && student.last_layer() == model.last(),
+            "the student adapters must cover the loaded layers");
 
   AbmRun run;
   run.stages = st.S;
@@ -265,19 +305,23 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
 
   Timer timer;
   res.before = pipeline_report(st, student, cfg, rb, teacher, comm);
+  Timer steps;
   std::vector<double> mine = cfg.scope == "shard"
                                  ? shard_optimize(st, cfg, student, rb, teacher, inputs)
                                  : global_optimize(st, cfg, student, rb, teacher);
   at::Tensor total = at::tensor(mine, at::kDouble);  // the model's loss = sum over stages
-  comm.all_reduce(total);
+  comm.all_reduce(total);  // also waits for the slowest stage
+  res.step_seconds = steps.seconds();
   res.loss.assign(total.data_ptr<double>(), total.data_ptr<double>() + total.numel());
   res.after = pipeline_report(st, student, cfg, rb, teacher, comm);
-  gather_adapters(student, st.plan, comm);
-  uint64_t hash = 0;
-  ABM_REQUIRE(identical_on_all_ranks(student.parameters(), comm, &hash),
-              "abm: the gathered adapters differ between ranks");
-  log0("abm: adapters gathered from ", st.S, " stages, identical on all ", comm.size(),
-       " ranks (hash ", hash, ")");
+  if (replica) {
+    gather_adapters(student, st.plan, comm);
+    uint64_t hash = 0;
+    ABM_REQUIRE(identical_on_all_ranks(student.parameters(), comm, &hash),
+                "abm: the gathered adapters differ between ranks");
+    log0("abm: adapters gathered from ", st.S, " stages, identical on all ", comm.size(),
+         " ranks (hash ", hash, ")");
+  }
   res.seconds = timer.seconds();
   return run;
 }

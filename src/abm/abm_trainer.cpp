@@ -133,7 +133,9 @@ AbmResult AbmTrainer::run() {
   res.coef = coef_;
   res.teacher_seconds = teacher_.seconds;
   res.before = report();
+  Timer steps;
   res.loss = optimize();
+  res.step_seconds = steps.seconds();
   res.after = report();
   res.seconds = timer.seconds();
   return res;

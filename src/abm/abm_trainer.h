@@ -31,6 +31,7 @@ struct AbmResult {
   std::vector<double> loss;      // [steps] training loss per step (dropout on)
   BoundaryReport before, after;  // at the init and after the last step
   double teacher_seconds = 0, seconds = 0;  // teacher pass; optimization incl. reports
+  double step_seconds = 0;  // the optimization steps alone (seconds minus the two reports)
 };
 
 class AbmTrainer {

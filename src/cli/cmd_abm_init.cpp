@@ -2,11 +2,15 @@
 // serves both; the optimization ones are ignored) plus the --abm-* flags, and writes the
 // initialized adapter (PEFT format) and abm.json (loss curve, per-layer sign agreement and
 // margin violations before/after, time, the representative batch's indices).
+// On S > 1 stages each rank loads only its stage's tensors (sharding/stage_loader.h), so
+// a rank needs memory for its share of the model; rank 0 gathers the adapters to export.
 #include "abm/abm_init.h"
+#include "abm/abm_pipeline.h"
 #include "cli/commands.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
+#include "sharding/stage_loader.h"
 #include "train/train_config.h"
 
 namespace abm {
@@ -17,6 +21,10 @@ int cmd_abm_init(int argc, char** argv) {
   Options opts("abm-init", "ABM-LoRA initialization: match the teacher's activation boundaries.");
   cfg.declare(opts);
   abm.declare(opts);
+  std::string weight_dtype;  // abm-init only: the trainer's fused backward needs one dtype
+  opts.add()("weight-dtype", po::value(&weight_dtype)->default_value(""),
+             "keep the frozen matrices in this dtype (bf16 halves the memory) and compute "
+             "in --dtype; \"\" = --dtype");
   if (!opts.parse(argc, argv)) return 0;
   if (cfg.steps == 0 && cfg.epochs == 0) cfg.steps = 1;  // train's schedule is not used here
   if (cfg.out == "runs/train") cfg.out = "runs/abm-init";
@@ -34,9 +42,19 @@ int cmd_abm_init(int argc, char** argv) {
     cfg.validate(comm->size());
     abm.validate(comm->size());
     ABM_REQUIRE(!cfg.full, "abm-init initializes LoRA adapters; --full makes no sense here");
-    LoadOptions lo;
-    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
-    model = LlamaModel::load(cfg.model, lo);
+    const at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
+    const at::ScalarType storage =
+        weight_dtype.empty() ? at::ScalarType::Undefined : parse_dtype(weight_dtype, "--weight-dtype");
+    if (abm.resolved_stages(comm->size()) > 1) {
+      const LlamaConfig mc = LlamaConfig::load(cfg.model + "/config.json");
+      const StagePlan stage = abm_stage_plan(mc, comm->size(), abm)[comm->rank()];
+      model = load_stage(cfg.model, stage, dtype, storage);
+    } else {
+      LoadOptions lo;
+      lo.dtype = dtype;
+      lo.storage = storage;
+      model = LlamaModel::load(cfg.model, lo);
+    }
     select_abm_layers(abm.layers, model.config().layers);
     if (!abm.teacher_adapter.empty()) read_peft_config(abm.teacher_adapter);
     data = load_datasets(cfg.data_options(model.config().vocab));
@@ -48,13 +66,21 @@ int cmd_abm_init(int argc, char** argv) {
   int threads = Runtime::set_threads(cfg.threads);
   log0("abm-init: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
 
+  if (model.first() > 0 || model.last() < model.config().layers)
+    log_all("abm-init: this rank loaded layers [", model.first(), ", ", model.last(), ") of ",
+        model.config().layers, model.has_embedding() ? " + embedding" : "",
+        model.has_head() ? " + norm and head" : "");
   AbmRun run = abm_initialize(abm, model, *student, data.train, *comm);
+  // Stage-local load: every rank holds only its stage's adapters.
+  const NamedTensors adapters = model.first() == 0 && model.last() == model.config().layers
+                                    ? student->named_tensors()
+                                    : gather_named_tensors(student->named_tensors(), *comm);
 
   if (Runtime::rank() == 0) {
     make_dirs(cfg.out);
     write_text_atomic(cfg.out + "/config.ini", opts.resolved_ini());
     write_text_atomic(cfg.out + "/abm.json", abm_run_json(abm, run).dump(1) + "\n");
-    export_peft(*student, cfg.model, cfg.out + "/adapter");
+    export_peft(adapters, student->config(), cfg.model, cfg.out + "/adapter");
     log0("abm-init: adapter (PEFT format) ", cfg.out, "/adapter, report ", cfg.out, "/abm.json");
   }
   comm->barrier();

@@ -103,18 +103,20 @@ void export_peft(const AdapterSet& set, const std::string& base_model_path,
               "PEFT export needs the adapters of all ", set.model_layers(),
               " layers; this set covers layers [", set.first_layer(), ", ", set.last_layer(),
               ") (gather the adapters first)");
+  export_peft(set.named_tensors(), set.config(), base_model_path, out_dir);
+}
+
+void export_peft(const NamedTensors& adapters, const LoraConfig& cfg,
+                 const std::string& base_model_path, const std::string& out_dir) {
   make_dirs(out_dir);
   // Sorted by key: the data order safetensors' own writer uses for same-dtype tensors.
   std::map<std::string, at::Tensor> sorted;
-  for (auto& m : set.modules()) {
-    sorted[kKeyPrefix + m.name + ".lora_A.weight"] = m.lora->A().detach().to(at::kFloat);
-    sorted[kKeyPrefix + m.name + ".lora_B.weight"] = m.lora->B().detach().to(at::kFloat);
-  }
+  for (auto& [name, t] : adapters) sorted[kKeyPrefix + name + ".weight"] = t.detach().to(at::kFloat);
   NamedTensors tensors(sorted.begin(), sorted.end());
   save_safetensors(out_dir + "/" + kWeightsFile, tensors, {{"format", "pt"}});
   // json.dumps(indent=2, sort_keys=True) with ASCII escapes, no trailing newline: PEFT's bytes.
   write_text_atomic(out_dir + "/" + kConfigFile,
-                    peft_config_json(set.config(), base_model_path).dump(2, ' ', true));
+                    peft_config_json(cfg, base_model_path).dump(2, ' ', true));
 }
 
 PeftConfigFile read_peft_config(const std::string& dir) {

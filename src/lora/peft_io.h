@@ -23,6 +23,11 @@ namespace abm {
 // same scale, and import reads it back as plain LoRA with that alpha.
 void export_peft(const AdapterSet& set, const std::string& base_model_path,
                  const std::string& out_dir);
+// The same from named tensors ("<module>.lora_A" [r,in], ".lora_B" [out,r], as
+// AdapterSet::named_tensors() names them), e.g. gathered from pipeline stages that each
+// loaded only their layers.
+void export_peft(const NamedTensors& adapters, const LoraConfig& cfg,
+                 const std::string& base_model_path, const std::string& out_dir);
 
 // The adapter_config.json of a PEFT directory.
 struct PeftConfigFile {

@@ -6,6 +6,29 @@
 #include "model/rope.h"
 
 namespace abm {
+namespace {
+
+// x W^T with W upcast inside the op; saves the stored W (not the cast) for backward. W is
+// frozen, so only x gets a gradient: dL/dx = g W.
+struct UpcastProject : torch::autograd::Function<UpcastProject> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& w) {
+    ctx->saved_data["w"] = w;
+    return at::linear(x, w.to(x.scalar_type()));
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list g) {
+    at::Tensor w = ctx->saved_data["w"].toTensor();
+    return {at::matmul(g[0], w.to(g[0].scalar_type())), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor project(const at::Tensor& x, const at::Tensor& w) {
+  if (x.scalar_type() == w.scalar_type()) return at::linear(x, w);
+  return UpcastProject::apply(x, w);
+}
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   at::Tensor h = x.to(at::kFloat);

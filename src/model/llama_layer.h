@@ -1,5 +1,6 @@
 // One LLaMA decoder layer (HF LlamaDecoderLayer semantics): pre-norm attention with RoPE
-// and GQA, pre-norm SwiGLU MLP, residuals. Frozen weights live in the compute dtype.
+// and GQA, pre-norm SwiGLU MLP, residuals. Frozen weights live in the compute dtype, or
+// in a narrower storage dtype (bf16 weights computed in fp32: see project()).
 #pragma once
 #include <torch/torch.h>
 
@@ -17,12 +18,18 @@ struct LinearAdapter {
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& base) const = 0;
 };
 
+// x [..., in] W^T -> [..., out] in x's dtype. A W stored in another dtype (bf16 weights,
+// fp32 compute: on CPUs without AVX512-BF16 a bf16 matmul is ~15x slower than fp32) is
+// cast for this product only, and autograd keeps W as stored, not its cast: memory stays
+// at the stored size plus one projection's transient copy.
+at::Tensor project(const at::Tensor& x, const at::Tensor& w);
+
 // A frozen projection y = x W^T (+ adapter).
 struct Linear {
-  at::Tensor weight;                        // [out, in], compute dtype, frozen
+  at::Tensor weight;                        // [out, in], frozen, compute or storage dtype
   std::shared_ptr<LinearAdapter> adapter;   // null = plain projection
   at::Tensor forward(const at::Tensor& x) const {
-    at::Tensor y = at::linear(x, weight);
+    at::Tensor y = project(x, weight);
     return adapter ? adapter->forward(x, y) : y;
   }
 };

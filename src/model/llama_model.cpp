@@ -26,8 +26,8 @@ LlamaModel LlamaModel::load(const std::string& dir, const LoadOptions& opts) {
   TensorStore store(dir);
   return build(
       cfg, opts, dir,
-      [&](const std::string& n, std::vector<int64_t> shape) {
-        return store.read(n, shape, opts.dtype);
+      [&](const std::string& n, std::vector<int64_t> shape, at::ScalarType dtype) {
+        return store.read(n, shape, dtype);
       });
 }
 
@@ -38,7 +38,7 @@ LlamaModel LlamaModel::from_tensors(const LlamaConfig& cfg,
   opts.dtype = dtype;
   return build(
       cfg, opts, "(in memory)",
-      [&](const std::string& n, std::vector<int64_t> shape) {
+      [&](const std::string& n, std::vector<int64_t> shape, at::ScalarType dtype) {
         auto it = tensors.find(n);
         ABM_REQUIRE(it != tensors.end(), "tensor ", n, " not found");
         ABM_REQUIRE(it->second.sizes().vec() == shape, "tensor ", n, " has the wrong shape");
@@ -57,26 +57,28 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LoadOptions& opts,
   m.dtype_ = opts.dtype;
   m.rope_ = Rope(c);
   const int64_t H = c.hidden, I = c.intermediate;
-  if (m.first_ == 0) m.embed_ = rd("model.embed_tokens.weight", {c.vocab, H});
+  const at::ScalarType D = opts.dtype;  // norms
+  const at::ScalarType W = opts.storage == at::ScalarType::Undefined ? D : opts.storage;  // matrices
+  if (m.first_ == 0) m.embed_ = rd("model.embed_tokens.weight", {c.vocab, H}, W);
   for (int64_t i = m.first_; i < m.last_; ++i) {
     DecoderLayer l;
-    l.input_norm = rd(layer_name(i, "input_layernorm"), {H});
-    l.q.weight = rd(layer_name(i, "self_attn.q_proj"), {c.q_dim(), H});
-    l.k.weight = rd(layer_name(i, "self_attn.k_proj"), {c.kv_dim(), H});
-    l.v.weight = rd(layer_name(i, "self_attn.v_proj"), {c.kv_dim(), H});
-    l.o.weight = rd(layer_name(i, "self_attn.o_proj"), {H, c.q_dim()});
-    l.post_norm = rd(layer_name(i, "post_attention_layernorm"), {H});
-    l.gate.weight = rd(layer_name(i, "mlp.gate_proj"), {I, H});
-    l.up.weight = rd(layer_name(i, "mlp.up_proj"), {I, H});
-    l.down.weight = rd(layer_name(i, "mlp.down_proj"), {H, I});
+    l.input_norm = rd(layer_name(i, "input_layernorm"), {H}, D);
+    l.q.weight = rd(layer_name(i, "self_attn.q_proj"), {c.q_dim(), H}, W);
+    l.k.weight = rd(layer_name(i, "self_attn.k_proj"), {c.kv_dim(), H}, W);
+    l.v.weight = rd(layer_name(i, "self_attn.v_proj"), {c.kv_dim(), H}, W);
+    l.o.weight = rd(layer_name(i, "self_attn.o_proj"), {H, c.q_dim()}, W);
+    l.post_norm = rd(layer_name(i, "post_attention_layernorm"), {H}, D);
+    l.gate.weight = rd(layer_name(i, "mlp.gate_proj"), {I, H}, W);
+    l.up.weight = rd(layer_name(i, "mlp.up_proj"), {I, H}, W);
+    l.down.weight = rd(layer_name(i, "mlp.down_proj"), {H, I}, W);
     m.layers_.push_back(std::move(l));
   }
   if (m.last_ == c.layers) {
-    m.norm_ = rd("model.norm.weight", {H});
+    m.norm_ = rd("model.norm.weight", {H}, D);
     if (c.tie_embeddings)
-      m.lm_head_ = m.embed_.defined() ? m.embed_ : rd("model.embed_tokens.weight", {c.vocab, H});
+      m.lm_head_ = m.embed_.defined() ? m.embed_ : rd("model.embed_tokens.weight", {c.vocab, H}, W);
     else
-      m.lm_head_ = rd("lm_head.weight", {c.vocab, H});
+      m.lm_head_ = rd("lm_head.weight", {c.vocab, H}, W);
   }
   return m;
 }
@@ -138,7 +140,7 @@ at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
   ABM_REQUIRE(ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 &&
                                    ids.max().item<int64_t>() < cfg_.vocab),
               "token id out of range [0, ", cfg_.vocab, ")");
-  return at::embedding(embed_, ids);
+  return at::embedding(embed_, ids).to(dtype_);  // no-op unless stored narrower
 }
 
 at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
@@ -168,7 +170,7 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
 at::Tensor LlamaModel::head(const at::Tensor& h) const {
   ABM_CHECK(lm_head_.defined(), "this rank's layer range [", first_, ", ", last_,
             ") has no head");
-  return at::linear(rms_norm(h, norm_, cfg_.rms_eps), lm_head_).to(at::kFloat);
+  return project(rms_norm(h, norm_, cfg_.rms_eps), lm_head_).to(at::kFloat);
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& ids, KVCache* cache) const {

@@ -21,7 +21,12 @@ namespace abm {
 struct LoadOptions {
   int64_t first = 0;
   int64_t last = -1;                   // -1 = all layers
-  at::ScalarType dtype = at::kFloat;   // compute dtype; frozen weights are stored in it
+  at::ScalarType dtype = at::kFloat;   // compute dtype; frozen weights are stored in it,
+  // unless `storage` names another: then the projection and embedding matrices stay in
+  // that dtype (bf16 halves the memory) and are cast per product (project()); norms use
+  // the compute dtype. Autograd paths only (ABM, eval, generate): the trainer's fused
+  // backward needs one dtype.
+  at::ScalarType storage = at::ScalarType::Undefined;  // Undefined = dtype
 };
 
 at::ScalarType parse_dtype(const std::string& s, const std::string& option);  // fp32|bf16
@@ -68,7 +73,7 @@ class LlamaModel {
 
  private:
   // Reads one tensor by HF name and expected shape, already in the compute dtype.
-  using Reader = std::function<at::Tensor(const std::string&, std::vector<int64_t>)>;
+  using Reader = std::function<at::Tensor(const std::string&, std::vector<int64_t>, at::ScalarType)>;
   static LlamaModel build(const LlamaConfig& cfg, const LoadOptions& opts,
                           const std::string& origin, const Reader& read);
 

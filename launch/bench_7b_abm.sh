@@ -28,11 +28,11 @@ with open('$work/tokens.jsonl', 'w') as f:
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -f "$work"/rss.*
 # /usr/bin/time -v per rank: "Maximum resident set size" of each process.
-mpirun --oversubscribe --bind-to none -np "$ranks" bash -c \
+ABM_LOG_MEMORY=1 mpirun --oversubscribe --bind-to none -np "$ranks" bash -c \
   '/usr/bin/time -v -o "$0/rss.$OMPI_COMM_WORLD_RANK" "$@"' "$work" \
   "$ABMLORA" abm-init --model "$model" --data "$work/tokens.jsonl" --out "$work/abm" \
   --dtype "${DTYPE:-fp32}" --weight-dtype bf16 --lora-r 16 --lora-targets all-linear --abm-samples 1 --abm-steps 1 \
-  --abm-max-length "$tokens" --abm-layers last-half --threads "$threads" 2>&1 | tee "$work/abm.log"
+  --abm-max-length "$tokens" --abm-layers last-half --abm-recompute --threads "$threads" 2>&1 | tee "$work/abm.log"
 target_kib=$(( model_bytes / ranks / 1024 + 1536 * 1024 ))
 echo "model: $model_bytes bytes in bf16; target per rank: model/$ranks + 1.5 GiB = $(( target_kib / 1024 )) MiB"
 for r in $(seq 0 $((ranks - 1))); do

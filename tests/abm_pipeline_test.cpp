@@ -1,5 +1,6 @@
 // ABM over pipeline stages (src/abm/abm_pipeline.h) under real mpirun, one stage per rank:
-// - global scope on 2 and 3 stages equals the one-stage ABM (<= 1e-5 relative);
+// - global scope on 2 and 3 stages equals the one-stage ABM (<= 1e-5 relative), also
+//   with per-layer recomputation (--abm-recompute);
 // - with one stage the scope flag changes nothing;
 // - shard scope on 2 stages equals, stage by stage, a one-process AbmTrainer over that
 //   stage's layers fed the teacher's hidden states at its input (built here from the
@@ -71,6 +72,11 @@ TEST(AbmPipeline, GlobalScopeOnTwoAndThreeStagesEqualsOneStage) {
                   1e-5 * std::abs(a["loss"][s].get<double>())) << s;
     EXPECT_EQ(a["accuracy_after"].size(), b["accuracy_after"].size());
   }
+  // Per-layer recomputation (dropout on: the masks must repeat) gives the same adapter.
+  abm_init(tmp, 2, "recompute", kArgs + " --abm-scope global --abm-recompute");
+  const double d = max_rel_diff(tmp / "one/adapter", tmp / "recompute/adapter");
+  std::printf("global scope, 2 stages with --abm-recompute vs 1: max relative difference %.3g\n", d);
+  EXPECT_LE(d, 1e-5);
   // ABM moved the adapter: a gate_proj B is no longer zero.
   SafetensorsFile f(tmp / "one/adapter/adapter_model.safetensors");
   EXPECT_GT(f.read(key("model.layers.0.mlp.gate_proj", "B"), at::kFloat).abs().max().item<double>(), 0.0);

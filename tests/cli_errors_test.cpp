@@ -187,6 +187,10 @@ std::vector<Case> cases() {
        {"{T}/no_field/config.json", "missing field"}},
       {"mpi_bad_option_all_ranks", none, "{MPI} -np 2 {B} generate --model {T}/good --frobnicate", 2,
        {"unrecognised option", "--frobnicate"}},
+      {"abm_one_stage_batch_split", none,
+       "{MPI} -np 2 {B} abm-init --model {T}/good --data {T}/none.jsonl --abm-stages 1", 2,
+       {"--abm-batch 1 is not a multiple of --abm-micro-batch 1 x 2 rank(s) sharing one ABM stage",
+        "use --abm-batch 2"}},
   };
 }
 

@@ -4,7 +4,6 @@
 #include <sstream>
 
 #include "core/check.h"
-#include "data/sampler.h"
 
 namespace abm {
 
@@ -18,6 +17,10 @@ void AbmConfig::declare(Options& o) {
       ("abm-weight-decay", po::value(&weight_decay)->default_value(weight_decay), "ABM AdamW weight decay")
       ("abm-batch", po::value(&batch)->default_value(batch), "samples per ABM step (all ranks)")
       ("abm-micro-batch", po::value(&micro_batch)->default_value(micro_batch), "samples per ABM forward on one rank")
+      ("abm-recompute", po::bool_switch(&recompute),
+       "pipeline stages (global scope): keep only each layer's input and recompute its "
+       "activations in backward: one layer's activations in memory instead of the stage's, "
+       "~1.3x compute")
       ("abm-max-length", po::value(&max_length)->default_value(max_length), "tokens per representative sample")
       ("abm-stages", po::value(&stages)->default_value(stages),
        "ABM pipeline stages: 0 = one per rank (each loads its layers), 1 = data parallel")
@@ -34,6 +37,8 @@ void AbmConfig::validate(int ranks) const {
               " data parallel); several ranks per stage are not supported yet");
   ABM_REQUIRE(scope == "shard" || scope == "global", "--abm-scope \"", scope,
               "\": valid values are shard and global");
+  ABM_REQUIRE(!recompute || (S > 1 && scope == "global"), "--abm-recompute applies to pipeline "
+              "stages with --abm-scope global (here: ", S, " stage(s), scope ", scope, ")");
   const int data_ranks = S == 1 ? ranks : 1;  // a stage of the pipeline is one rank
   ABM_REQUIRE(margin >= 0, "--abm-margin must be >= 0");
   ABM_REQUIRE(samples > 0, "--abm-samples must be positive");
@@ -41,7 +46,11 @@ void AbmConfig::validate(int ranks) const {
   ABM_REQUIRE(lr > 0 && weight_decay >= 0, "--abm-lr must be positive, --abm-weight-decay >= 0");
   ABM_REQUIRE(max_length > 1, "--abm-max-length must be at least 2");
   ABM_REQUIRE(batch <= samples, "--abm-batch (", batch, ") exceeds --abm-samples (", samples, ")");
-  rank_slice(0, batch, 0, data_ranks, micro_batch);  // divisibility, named like the trainer's
+  const int64_t per_step = micro_batch * data_ranks;  // one stage splits a step over the ranks
+  ABM_REQUIRE(batch > 0 && micro_batch > 0 && batch % per_step == 0, "--abm-batch ", batch,
+              " is not a multiple of --abm-micro-batch ", micro_batch, " x ", data_ranks,
+              " rank(s) sharing one ABM stage = ", per_step, ": use --abm-batch ", per_step,
+              " (or a multiple), or one stage per rank (--abm-stages 0)");
   select_abm_layers(layers, 1 << 20);  // syntax only; the range is checked against the model
 }
 

@@ -23,6 +23,7 @@ struct AbmConfig {
   std::string teacher_adapter;       // PEFT dir; "" = the frozen base is the teacher
   int stages = 0;                    // pipeline stages: 0 = one per rank; 1 = data parallel
   std::string scope = "global";      // shard | global (with stages > 1; see abm_pipeline.h)
+  bool recompute = false;            // global scope: keep only layer inputs, recompute in backward
   uint64_t seed = 0;                 // draws the batch; set from --seed by the command
 
   // Binds --abm-layers, --abm-margin, ... (not --seed: the command owns it).

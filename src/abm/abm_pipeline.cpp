@@ -1,7 +1,12 @@
 #include "abm/abm_pipeline.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "abm/gate_tap.h"
 #include "comm/local_communicator.h"
@@ -39,6 +44,21 @@ at::Tensor stage_input(const Stage& st, const LlamaModel& view, const PaddedSamp
   if (st.first()) return view.embed(p.ids);
   return st.link->recv_forward({p.ids.size(0), p.ids.size(1), view.config().hidden},
                                view.dtype(), id);
+}
+
+// ABM_LOG_MEMORY=1: every rank logs its current and peak RSS after each phase (for the
+// true-size memory measurement, launch/bench_7b_abm.sh).
+void log_memory(const char* phase) {
+  static const bool on = std::getenv("ABM_LOG_MEMORY") != nullptr;
+  if (!on) return;
+  long rss_kib = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    long pages = 0, resident = 0;
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) rss_kib = resident * (sysconf(_SC_PAGESIZE) / 1024);
+    std::fclose(f);
+  }
+  log_all("abm: memory after ", phase, ": RSS ", rss_kib / 1024, " MiB, peak ",
+          peak_rss_bytes() / 1048576, " MiB");
 }
 
 std::vector<std::vector<int64_t>> chunks(int64_t n, int64_t micro) {
@@ -139,6 +159,65 @@ std::vector<double> shard_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& 
   return trainer.optimize();
 }
 
+// The stage's forward and backward for one micro-batch with per-layer recomputation: a
+// no-grad forward keeps each layer's input; backward re-runs one layer at a time with
+// grad (the same dropout masks: every module's stream is reseeded to the state it had in
+// the forward, where each module draws once) and backpropagates its loss terms plus the
+// gradient arriving from above. Returns the stage's loss; dL/d(stage input) in `g_in`.
+double recomputed_step(Stage& st, const AbmConfig& cfg, AdapterSet& student, const TeacherSigns& t,
+                       const PaddedSamples& p, const std::vector<int64_t>& which, uint64_t seed,
+                       double denom, const at::Tensor& x, int64_t id, at::Tensor& g_in) {
+  std::vector<at::Tensor> ins;  // [layers] input of each layer, [b, T, hidden]
+  at::Tensor h = x.detach();
+  {
+    at::NoGradGuard ng;
+    student.reseed_dropout(seed);
+    for (int64_t i = st.begin(); i < st.end(); ++i) {
+      ins.push_back(h);
+      h = st.view.range(i, i + 1).forward_layers(h);
+    }
+  }
+  at::Tensor g;  // dL/d(output of the current layer); undefined = no gradient from above
+  if (!st.last()) {
+    st.link->send_forward(h, id);
+    g = st.link->recv_backward(h.sizes(), h.scalar_type(), id);
+  }
+  double loss = 0;
+  for (int64_t i = st.end() - 1; i >= st.begin(); --i) {
+    std::vector<int64_t> sel;
+    std::vector<double> coef;
+    for (size_t j = 0; j < st.layers.size(); ++j)
+      if (st.layers[j] == i) {
+        sel.push_back(i);
+        coef.push_back(st.coef[j]);
+      }
+    at::Tensor xi = ins[i - st.begin()].detach().requires_grad_(true);
+    LlamaModel layer = st.view.range(i, i + 1);
+    student.reseed_dropout(seed);
+    GateTaps taps(layer, sel);
+    at::Tensor y = layer.forward_layers(xi);
+    std::vector<at::Tensor> roots, seeds;
+    for (size_t j = 0; j < sel.size(); ++j) {
+      at::Tensor on = padded_signs(t, std::find(st.layers.begin(), st.layers.end(), i) - st.layers.begin(),
+                                   which, p.ids.size(1));
+      at::Tensor L = boundary_loss_sum(taps.output(j), on, p.real, cfg.margin) * (coef[j] / denom);
+      loss += L.item<double>();
+      roots.push_back(L);
+      seeds.push_back(at::ones_like(L));
+    }
+    if (g.defined()) {
+      roots.push_back(y);
+      seeds.push_back(g);
+    }
+    taps.clear();
+    if (roots.empty()) continue;  // nothing above depends on this layer's output yet
+    torch::autograd::backward(roots, seeds);
+    g = xi.grad();
+  }
+  g_in = g.defined() ? g : at::zeros_like(x);
+  return loss;
+}
+
 // Global scope: forward stage to stage, dL/d(hidden) back. Stage k's parameters get the
 // gradient of its own layers' loss plus, through its output, that of every later stage.
 std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& student,
@@ -157,21 +236,32 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
     std::vector<int64_t> all = cycled_samples({s * cfg.batch, (s + 1) * cfg.batch}, N);
     const double denom = double(rb.tokens(all)) * double(units);
     double loss = 0;
-    GateTaps taps(st.view, st.layers);
+    // Without recomputation the whole stage is tapped; recomputed_step taps one layer at a
+    // time (a stage-wide tap would keep every layer's graph alive again).
+    std::optional<GateTaps> taps;
+    if (!cfg.recompute) taps.emplace(st.view, st.layers);
     for (const SampleRange& r : rank_slice(s, cfg.batch, 0, 1, cfg.micro_batch)) {
       std::vector<int64_t> which = cycled_samples(r, N);
       PaddedSamples p = pad_samples(rb, which);
       // The same dropout masks as the one-stage run: seeded per module and sample number.
-      student.reseed_dropout(module_seed(cfg.seed, std::to_string(r.begin), "abm-step"));
+      const uint64_t seed = module_seed(cfg.seed, std::to_string(r.begin), "abm-step");
+      student.reseed_dropout(seed);
       at::Tensor x = stage_input(st, st.view, p, id);  // [b, T, hidden]
+      if (cfg.recompute) {
+        at::Tensor g_in;
+        loss += recomputed_step(st, cfg, student, t, p, which, seed, denom, x, id, g_in);
+        if (!st.first()) st.link->send_backward(g_in, id);
+        ++id;
+        continue;
+      }
       if (!st.first()) x.requires_grad_(true);
       at::Tensor out = st.view.forward_layers(x);
       at::Tensor L = at::zeros({}, at::kFloat);
       for (size_t j = 0; j < st.layers.size(); ++j) {
         at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
-        L = L + boundary_loss_sum(taps.output(j), on, p.real, cfg.margin) * (st.coef[j] / denom);
+        L = L + boundary_loss_sum(taps->output(j), on, p.real, cfg.margin) * (st.coef[j] / denom);
       }
-      taps.clear();
+      taps->clear();
       std::vector<at::Tensor> roots, seeds;
       if (L.requires_grad()) {
         roots.push_back(L);
@@ -302,9 +392,11 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   }
   st.view = model.range(st.begin(), st.end());
   res.teacher_seconds = teacher.seconds;
+  log_memory("teacher pass");
 
   Timer timer;
   res.before = pipeline_report(st, student, cfg, rb, teacher, comm);
+  log_memory("report before");
   Timer steps;
   std::vector<double> mine = cfg.scope == "shard"
                                  ? shard_optimize(st, cfg, student, rb, teacher, inputs)
@@ -312,8 +404,10 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   at::Tensor total = at::tensor(mine, at::kDouble);  // the model's loss = sum over stages
   comm.all_reduce(total);  // also waits for the slowest stage
   res.step_seconds = steps.seconds();
+  log_memory("optimization");
   res.loss.assign(total.data_ptr<double>(), total.data_ptr<double>() + total.numel());
   res.after = pipeline_report(st, student, cfg, rb, teacher, comm);
+  log_memory("report after");
   if (replica) {
     gather_adapters(student, st.plan, comm);
     uint64_t hash = 0;

@@ -71,6 +71,12 @@ TEST(AbmPipeline, GlobalScopeOnTwoAndThreeStagesEqualsOneStage) {
       EXPECT_NEAR(a["loss"][s].get<double>(), b["loss"][s].get<double>(),
                   1e-5 * std::abs(a["loss"][s].get<double>())) << s;
     EXPECT_EQ(a["accuracy_after"].size(), b["accuracy_after"].size());
+    // The stages take the "before" report from the teacher pass (B = 0: student ==
+    // teacher); the one-stage run measures the student in a pass of its own.
+    EXPECT_EQ(a["accuracy_before"], b["accuracy_before"]);
+    EXPECT_EQ(a["violation_before"], b["violation_before"]);
+    EXPECT_NEAR(a["loss_before"].get<double>(), b["loss_before"].get<double>(),
+                1e-12 * a["loss_before"].get<double>());
   }
   // Per-layer recomputation (dropout on: the masks must repeat) gives the same adapter.
   abm_init(tmp, 2, "recompute", kArgs + " --abm-scope global --abm-recompute");

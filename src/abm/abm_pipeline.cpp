@@ -70,11 +70,50 @@ std::vector<std::vector<int64_t>> chunks(int64_t n, int64_t micro) {
   return out;
 }
 
+// Adds micro-batch `which`'s boundary loss (weighted) and counts of the stage's selected
+// layers, as recorded by `taps`, to acc = [loss sum, (units, agree, violations) per layer].
+void add_report(at::Tensor& acc, const Stage& st, const GateTaps& taps, const TeacherSigns& t,
+                const std::vector<int64_t>& which, const PaddedSamples& p, double margin) {
+  for (size_t j = 0; j < st.layers.size(); ++j) {
+    at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
+    acc[0] += boundary_loss_sum(taps.output(j), on, p.real, margin).item<double>() * st.coef[j];
+    BoundaryCounts c = boundary_counts(taps.output(j), on, p.real, margin);
+    acc[1 + 3 * j] += double(c.units);
+    acc[2 + 3 * j] += double(c.agree);
+    acc[3 + 3 * j] += double(c.violations);
+  }
+}
+
+at::Tensor report_accumulator(const Stage& st) {
+  return at::zeros({1 + 3 * int64_t(st.layers.size())}, at::kDouble);
+}
+
+// Every stage's accumulator, gathered to every rank in depth order, as one report.
+BoundaryReport finish_report(const at::Tensor& acc, const Stage& st, const RepresentativeBatch& rb,
+                             Communicator& comm) {
+  BoundaryReport rep;
+  for (const at::Tensor& a : comm.all_gather_v(acc)) {  // rank order = stage order = depth
+    rep.loss += a[0].item<double>();
+    for (int64_t j = 0; j < (a.numel() - 1) / 3; ++j) {
+      BoundaryCounts c;
+      c.units = static_cast<int64_t>(a[1 + 3 * j].item<double>());
+      c.agree = static_cast<int64_t>(a[2 + 3 * j].item<double>());
+      c.violations = static_cast<int64_t>(a[3 + 3 * j].item<double>());
+      rep.layers.push_back(c);
+    }
+  }
+  rep.loss /= double(rb.tokens()) * double(st.view.config().intermediate);
+  return rep;
+}
+
 // The pipelined teacher pass over `view` with whatever is attached and enabled: signs of
 // the stage's selected layers for every sample, and (not on the first stage) the teacher
 // hidden state entering the stage, [len, hidden] per sample.
+// With `report` (the student equals the teacher: B = 0 and the base is the teacher), also
+// accumulates the student's "before" report from the same activations, sparing a pass.
 TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const RepresentativeBatch& rb,
-                              int64_t micro, std::vector<at::Tensor>& inputs) {
+                              const AbmConfig& cfg, std::vector<at::Tensor>& inputs,
+                              at::Tensor* report = nullptr) {
   Timer timer;
   at::NoGradGuard ng;
   TeacherSigns t;
@@ -83,7 +122,7 @@ TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const Represent
   inputs.assign(rb.size(), at::Tensor());
   GateTaps taps(view, st.layers);
   int64_t id = 0;
-  for (const auto& which : chunks(rb.size(), micro)) {
+  for (const auto& which : chunks(rb.size(), cfg.micro_batch)) {
     PaddedSamples p = pad_samples(rb, which);
     at::Tensor x = stage_input(st, view, p, id);
     at::Tensor out = view.forward_layers(x);
@@ -94,6 +133,7 @@ TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const Represent
       for (size_t j = 0; j < st.layers.size(); ++j)
         t.on[k].push_back(taps.output(j)[i].narrow(0, 0, len).gt(0).contiguous());
     }
+    if (report) add_report(*report, st, taps, t, which, p, cfg.margin);
     taps.clear();
     ++id;
     // Test hook: ABM_TEST_KILL_STAGE=K kills stage K here (SIGKILL, no cleanup), so a test
@@ -113,38 +153,18 @@ BoundaryReport pipeline_report(Stage& st, AdapterSet& student, const AbmConfig& 
                                Communicator& comm) {
   at::NoGradGuard ng;
   student.set_train(false);
-  const int64_t nl = static_cast<int64_t>(st.layers.size());
-  at::Tensor acc = at::zeros({1 + 3 * nl}, at::kDouble);  // [loss sum, (units, agree, violations) per layer]
+  at::Tensor acc = report_accumulator(st);
   GateTaps taps(st.view, st.layers);
   int64_t id = 0;
   for (const auto& which : chunks(rb.size(), cfg.micro_batch)) {
     PaddedSamples p = pad_samples(rb, which);
     at::Tensor out = st.view.forward_layers(stage_input(st, st.view, p, id));
     if (!st.last()) st.link->send_forward(out, id);
-    for (int64_t j = 0; j < nl; ++j) {
-      at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
-      acc[0] += boundary_loss_sum(taps.output(j), on, p.real, cfg.margin).item<double>() * st.coef[j];
-      BoundaryCounts c = boundary_counts(taps.output(j), on, p.real, cfg.margin);
-      acc[1 + 3 * j] += double(c.units);
-      acc[2 + 3 * j] += double(c.agree);
-      acc[3 + 3 * j] += double(c.violations);
-    }
+    add_report(acc, st, taps, t, which, p, cfg.margin);
     taps.clear();
     ++id;
   }
-  BoundaryReport rep;
-  for (const at::Tensor& a : comm.all_gather_v(acc)) {  // rank order = stage order = depth
-    rep.loss += a[0].item<double>();
-    for (int64_t j = 0; j < (a.numel() - 1) / 3; ++j) {
-      BoundaryCounts c;
-      c.units = static_cast<int64_t>(a[1 + 3 * j].item<double>());
-      c.agree = static_cast<int64_t>(a[2 + 3 * j].item<double>());
-      c.violations = static_cast<int64_t>(a[3 + 3 * j].item<double>());
-      rep.layers.push_back(c);
-    }
-  }
-  rep.loss /= double(rb.tokens()) * double(st.view.config().intermediate);
-  return rep;
+  return finish_report(acc, st, rb, comm);
 }
 
 // Shard scope: the stage alone, fed the teacher's hidden states at its input.
@@ -376,18 +396,28 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
 
   // Teacher pass. The teacher adapter replaces the student on the replica while it runs,
   // so the stage's view is taken inside (a view copies the projections' adapters).
+  // With B = 0 everywhere (kaiming and gaussian inits) and the base as teacher, the
+  // student's activations equal the teacher's bit for bit (base + 0), so the "before"
+  // report comes out of the teacher pass instead of a pass of its own.
+  at::Tensor nonzero_b = at::zeros({1}, at::kDouble);
+  for (const AdaptedModule& m : student.modules())
+    if (m.layer >= st.begin() && m.layer < st.end())
+      nonzero_b[0] += m.lora->B().detach().ne(0).any().item<bool>() ? 1.0 : 0.0;
+  comm.all_reduce(nonzero_b);
+  const bool student_is_teacher = cfg.teacher_adapter.empty() && nonzero_b.item<double>() == 0;
   std::vector<at::Tensor> inputs;
   TeacherSigns teacher;
+  at::Tensor before = report_accumulator(st);
   student.set_train(false);
   if (cfg.teacher_adapter.empty()) {
     student.set_enabled(false);
     LlamaModel view = model.range(st.begin(), st.end());
-    teacher = pipeline_teacher(st, view, rb, cfg.micro_batch, inputs);
+    teacher = pipeline_teacher(st, view, rb, cfg, inputs, student_is_teacher ? &before : nullptr);
     student.set_enabled(true);
   } else {
     with_teacher_adapter(cfg.teacher_adapter, model, [&] {
       LlamaModel view = model.range(st.begin(), st.end());
-      teacher = pipeline_teacher(st, view, rb, cfg.micro_batch, inputs);
+      teacher = pipeline_teacher(st, view, rb, cfg, inputs);
     });
   }
   st.view = model.range(st.begin(), st.end());
@@ -395,7 +425,8 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   log_memory("teacher pass");
 
   Timer timer;
-  res.before = pipeline_report(st, student, cfg, rb, teacher, comm);
+  res.before = student_is_teacher ? finish_report(before, st, rb, comm)
+                                  : pipeline_report(st, student, cfg, rb, teacher, comm);
   log_memory("report before");
   Timer steps;
   std::vector<double> mine = cfg.scope == "shard"

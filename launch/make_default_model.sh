@@ -20,7 +20,8 @@
 # Settings (environment): SEED (0), WIDTH (1), STEPS (500), LR (2e-3), RANKS (2),
 # OUT (models/default, or models/default-wWIDTH), WORK (runs/make-default-model-wWIDTH),
 # ABMLORA (binary; default: install packages, build, use build/abmlora), FINISH_ONLY=1 (redo
-# only step 5 from a finished WORK).
+# only step 5 from a finished WORK), CONTINUE=1 (an interrupted run: keep WORK's steps 1-3
+# and resume pretraining from its last checkpoint; the wall time then counts this call only).
 # Same seed, same settings, same packages -> the same data, tokenizer, init and data order;
 # the weights agree up to floating-point reduction order (thread/BLAS dependent).
 set -euo pipefail
@@ -51,6 +52,10 @@ if [ "${FINISH_ONLY:-0}" = 1 ]; then
   read -r t_all t0 t1 < "$WORK/timing"
   t_finish=$(date +%s)
 else  # steps 1-4
+if [ "${CONTINUE:-0}" = 1 ] && [ -f "$WORK/init/model.safetensors" ]; then
+  # An interrupted run: steps 1-3 are done; step 4 resumes from its last checkpoint.
+  echo "make_default_model: continuing $WORK (pretraining resumes from its last checkpoint)"
+else
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
@@ -65,6 +70,7 @@ $ABM tokenizer --train "$WORK/data/tokenizer_text.txt" --out "$WORK/init" --voca
 # 3. Seeded random init.
 $ABM init-model --out "$WORK/init" --hidden $HIDDEN --intermediate $INTER --layers $LAYERS \
   --heads $HEADS --kv-heads $KV --vocab $VOCAB --max-positions $MAXLEN --tie --seed "$SEED"
+fi  # CONTINUE
 
 # 4. Pretrain all weights.
 t0=$(date +%s)
@@ -72,7 +78,8 @@ launch/run -n "$RANKS" -- pretrain --model "$WORK/init" --data "$WORK/data/wordn
   --eval-data "$WORK/data/wordnet_heldout.txt" --out "$WORK/pretrain" --pack \
   --max-length $MAXLEN --truncate --global-batch $BATCH --micro-batch $MICRO --steps "$STEPS" \
   --lr "$LR" --warmup $WARMUP --schedule cosine --min-lr-ratio 0.1 --weight-decay 0.1 \
-  --clip 1 --seed "$SEED" --eval-every $((STEPS / 3)) --log-every 10 2>&1 | tee "$WORK/pretrain.log"
+  --clip 1 --seed "$SEED" --eval-every $((STEPS / 3)) --log-every 10 \
+  --checkpoint-every 25 --keep-checkpoints 2 --resume auto 2>&1 | tee -a "$WORK/pretrain.log"
 t1=$(date +%s)
 echo "$t_all $t0 $t1" > "$WORK/timing"
 t_finish=$t1

@@ -46,21 +46,6 @@ at::Tensor stage_input(const Stage& st, const LlamaModel& view, const PaddedSamp
                                view.dtype(), id);
 }
 
-// ABM_LOG_MEMORY=1: every rank logs its current and peak RSS after each phase (for the
-// true-size memory measurement, launch/bench_7b_abm.sh).
-void log_memory(const char* phase) {
-  static const bool on = std::getenv("ABM_LOG_MEMORY") != nullptr;
-  if (!on) return;
-  long rss_kib = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    long pages = 0, resident = 0;
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) rss_kib = resident * (sysconf(_SC_PAGESIZE) / 1024);
-    std::fclose(f);
-  }
-  log_all("abm: memory after ", phase, ": RSS ", rss_kib / 1024, " MiB, peak ",
-          peak_rss_bytes() / 1048576, " MiB");
-}
-
 std::vector<std::vector<int64_t>> chunks(int64_t n, int64_t micro) {
   std::vector<std::vector<int64_t>> out;
   for (int64_t b = 0; b < n; b += micro) {
@@ -323,6 +308,21 @@ void gather_adapters(AdapterSet& student, const std::vector<StagePlan>& plan, Co
 
 }  // namespace
 
+// ABM_LOG_MEMORY=1: every rank logs its current and peak RSS after each phase (for the
+// true-size memory measurement, launch/bench_7b_abm.sh).
+void log_abm_memory(const char* phase) {
+  static const bool on = std::getenv("ABM_LOG_MEMORY") != nullptr;
+  if (!on) return;
+  long rss_kib = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    long pages = 0, resident = 0;
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) rss_kib = resident * (sysconf(_SC_PAGESIZE) / 1024);
+    std::fclose(f);
+  }
+  log_all("abm: memory after ", phase, ": RSS ", rss_kib / 1024, " MiB, peak ",
+          peak_rss_bytes() / 1048576, " MiB");
+}
+
 std::vector<StagePlan> abm_stage_plan(const LlamaConfig& mc, int stages, const AbmConfig& cfg) {
   return plan_stages(mc, stages, cfg.max_length);
 }
@@ -422,12 +422,12 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   }
   st.view = model.range(st.begin(), st.end());
   res.teacher_seconds = teacher.seconds;
-  log_memory("teacher pass");
+  log_abm_memory("teacher pass");
 
   Timer timer;
   res.before = student_is_teacher ? finish_report(before, st, rb, comm)
                                   : pipeline_report(st, student, cfg, rb, teacher, comm);
-  log_memory("report before");
+  log_abm_memory("report before");
   Timer steps;
   std::vector<double> mine = cfg.scope == "shard"
                                  ? shard_optimize(st, cfg, student, rb, teacher, inputs)
@@ -435,10 +435,10 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   at::Tensor total = at::tensor(mine, at::kDouble);  // the model's loss = sum over stages
   comm.all_reduce(total);  // also waits for the slowest stage
   res.step_seconds = steps.seconds();
-  log_memory("optimization");
+  log_abm_memory("optimization");
   res.loss.assign(total.data_ptr<double>(), total.data_ptr<double>() + total.numel());
   res.after = pipeline_report(st, student, cfg, rb, teacher, comm);
-  log_memory("report after");
+  log_abm_memory("report after");
   if (replica) {
     gather_adapters(student, st.plan, comm);
     uint64_t hash = 0;

@@ -29,6 +29,10 @@ namespace abm {
 AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
                              const Dataset& train, Communicator& comm);
 
+// ABM_LOG_MEMORY=1: this rank logs its current and peak RSS "after <phase>" (for the
+// true-size memory measurement, launch/bench_7b_abm.sh); otherwise nothing.
+void log_abm_memory(const char* phase);
+
 // The stages abm_initialize_staged splits the model into on `stages` ranks.
 std::vector<StagePlan> abm_stage_plan(const LlamaConfig& mc, int stages, const AbmConfig& cfg);
 

@@ -9,7 +9,6 @@
 #include "cli/commands.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "core/timer.h"
 #include "lora/peft_io.h"
 #include "sharding/stage_loader.h"
 #include "train/train_config.h"
@@ -71,16 +70,14 @@ int cmd_abm_init(int argc, char** argv) {
     log_all("abm-init: this rank loaded layers [", model.first(), ", ", model.last(), ") of ",
         model.config().layers, model.has_embedding() ? " + embedding" : "",
         model.has_head() ? " + norm and head" : "");
-  if (std::getenv("ABM_LOG_MEMORY"))
-    log_all("abm-init: peak RSS after loading ", peak_rss_bytes() / 1048576, " MiB");
+  log_abm_memory("loading");
   AbmRun run = abm_initialize(abm, model, *student, data.train, *comm);
   // Stage-local load: every rank holds only its stage's adapters.
   const NamedTensors adapters = model.first() == 0 && model.last() == model.config().layers
                                     ? student->named_tensors()
                                     : gather_named_tensors(student->named_tensors(), *comm);
 
-  if (std::getenv("ABM_LOG_MEMORY"))
-    log_all("abm-init: peak RSS after the gather ", peak_rss_bytes() / 1048576, " MiB");
+  log_abm_memory("the gather");
   if (Runtime::rank() == 0) {
     make_dirs(cfg.out);
     write_text_atomic(cfg.out + "/config.ini", opts.resolved_ini());

@@ -189,23 +189,18 @@ double recomputed_step(Stage& st, const AbmConfig& cfg, AdapterSet& student, con
   }
   double loss = 0;
   for (int64_t i = st.end() - 1; i >= st.begin(); --i) {
-    std::vector<int64_t> sel;
-    std::vector<double> coef;
-    for (size_t j = 0; j < st.layers.size(); ++j)
-      if (st.layers[j] == i) {
-        sel.push_back(i);
-        coef.push_back(st.coef[j]);
-      }
+    // Layer i's place among the stage's selected layers, if it is one.
+    const size_t j = std::find(st.layers.begin(), st.layers.end(), i) - st.layers.begin();
+    const bool selected = j < st.layers.size();
     at::Tensor xi = ins[i - st.begin()].detach().requires_grad_(true);
     LlamaModel layer = st.view.range(i, i + 1);
     student.reseed_dropout(seed);
-    GateTaps taps(layer, sel);
+    GateTaps taps(layer, selected ? std::vector<int64_t>{i} : std::vector<int64_t>{});
     at::Tensor y = layer.forward_layers(xi);
     std::vector<at::Tensor> roots, seeds;
-    for (size_t j = 0; j < sel.size(); ++j) {
-      at::Tensor on = padded_signs(t, std::find(st.layers.begin(), st.layers.end(), i) - st.layers.begin(),
-                                   which, p.ids.size(1));
-      at::Tensor L = boundary_loss_sum(taps.output(j), on, p.real, cfg.margin) * (coef[j] / denom);
+    if (selected) {
+      at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
+      at::Tensor L = boundary_loss_sum(taps.output(0), on, p.real, cfg.margin) * (st.coef[j] / denom);
       loss += L.item<double>();
       roots.push_back(L);
       seeds.push_back(at::ones_like(L));

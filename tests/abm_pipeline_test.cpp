@@ -1,6 +1,7 @@
 // ABM over pipeline stages (src/abm/abm_pipeline.h) under real mpirun, one stage per rank:
 // - global scope on 2 and 3 stages equals the one-stage ABM (<= 1e-5 relative), also
 //   with per-layer recomputation (--abm-recompute);
+// - 2 stages x 2 replicas (4 ranks) equal one replica per stage, in both scopes;
 // - with one stage the scope flag changes nothing;
 // - shard scope on 2 stages equals, stage by stage, a one-process AbmTrainer over that
 //   stage's layers fed the teacher's hidden states at its input (built here from the
@@ -86,6 +87,35 @@ TEST(AbmPipeline, GlobalScopeOnTwoAndThreeStagesEqualsOneStage) {
   // ABM moved the adapter: a gate_proj B is no longer zero.
   SafetensorsFile f(tmp / "one/adapter/adapter_model.safetensors");
   EXPECT_GT(f.read(key("model.layers.0.mlp.gate_proj", "B"), at::kFloat).abs().max().item<double>(), 0.0);
+}
+
+// 4 ranks = 2 stages x 2 replicas: each replica's pipeline takes half of every step's
+// samples and the replicas of a stage sum their gradients, so global scope still equals
+// one stage, and shard scope equals shard on 2 stages of one rank each.
+TEST(AbmPipeline, ReplicatedStagesEqualOneReplica) {
+  TempDir tmp;
+  make_abm_fixture(tmp);
+  abm_init(tmp, 1, "one", kArgs + " --abm-scope global");
+  abm_init(tmp, 2, "shard2", kArgs + " --abm-scope shard");
+  for (const char* scope : {"global", "shard"}) {
+    const std::string out = std::string("x2_") + scope;
+    RunResult r = abm_init(tmp, 4, out, kArgs + " --abm-stages 2 --abm-scope " + scope);
+    EXPECT_NE(r.output.find("abm: stage plan (2 replicas per stage)"), std::string::npos) << r.output;
+    const std::string ref = std::string(scope) == "global" ? "one" : "shard2";
+    const double d = max_rel_diff(tmp / (ref + "/adapter"), tmp / (out + "/adapter"));
+    std::printf("%s scope, 2 stages x 2 replicas vs %s: max relative difference %.3g\n", scope,
+                ref.c_str(), d);
+    EXPECT_LE(d, 1e-5);
+    nlohmann::json a = read_json(tmp / (ref + "/abm.json")), b = read_json(tmp / (out + "/abm.json"));
+    ASSERT_EQ(a["loss"].size(), b["loss"].size());
+    for (size_t s = 0; s < a["loss"].size(); ++s)
+      EXPECT_NEAR(a["loss"][s].get<double>(), b["loss"][s].get<double>(),
+                  1e-5 * std::abs(a["loss"][s].get<double>())) << scope << " step " << s;
+    // Reports: every sample counted once over the replicas.
+    EXPECT_EQ(a["accuracy_before"], b["accuracy_before"]) << scope;
+    EXPECT_NEAR(a["loss_after"].get<double>(), b["loss_after"].get<double>(),
+                1e-5 * a["loss_after"].get<double>()) << scope;
+  }
 }
 
 TEST(AbmPipeline, ScopeIsMootOnOneStage) {

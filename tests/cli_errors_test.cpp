@@ -191,6 +191,9 @@ std::vector<Case> cases() {
        "{MPI} -np 2 {B} abm-init --model {T}/good --data {T}/none.jsonl --abm-stages 1", 2,
        {"--abm-batch 1 is not a multiple of --abm-micro-batch 1 x 2 rank(s) sharing one ABM stage",
         "use --abm-batch 2"}},
+      {"abm_stages_not_dividing_ranks", none,
+       "{MPI} -np 2 {B} abm-init --model {T}/good --data {T}/none.jsonl --abm-stages 3", 2,
+       {"--abm-stages 3 must divide the number of ranks (2); valid: 1, 2"}},
   };
 }
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/check.h"
+#include "sharding/stage_map.h"
 
 namespace abm {
 
@@ -23,7 +24,8 @@ void AbmConfig::declare(Options& o) {
        "~1.3x compute")
       ("abm-max-length", po::value(&max_length)->default_value(max_length), "tokens per representative sample")
       ("abm-stages", po::value(&stages)->default_value(stages),
-       "ABM pipeline stages: 0 = one per rank (each loads its layers), 1 = data parallel")
+       "ABM pipeline stages, dividing the ranks: 0 = one per rank (each loads its layers), "
+       "1 = data parallel, S = S stages of ranks/S replicas each")
       ("abm-scope", po::value(&scope)->default_value(scope),
        "with several stages: shard (each stage alone, fed teacher states) | global (exact)")
       ("teacher-adapter", po::value(&teacher_adapter)->default_value(""),
@@ -31,15 +33,13 @@ void AbmConfig::declare(Options& o) {
 }
 
 void AbmConfig::validate(int ranks) const {
-  const int S = resolved_stages(ranks);
-  ABM_REQUIRE(S == 1 || S == ranks, "--abm-stages ", stages, " on ", ranks,
-              " ranks: valid values are 0 or ", ranks, " (one stage per rank) and 1 (one stage,"
-              " data parallel); several ranks per stage are not supported yet");
+  const StageMap map(ranks, stages);  // checks that the stages divide the ranks
+  const int S = map.stages();
   ABM_REQUIRE(scope == "shard" || scope == "global", "--abm-scope \"", scope,
               "\": valid values are shard and global");
   ABM_REQUIRE(!recompute || (S > 1 && scope == "global"), "--abm-recompute applies to pipeline "
               "stages with --abm-scope global (here: ", S, " stage(s), scope ", scope, ")");
-  const int data_ranks = S == 1 ? ranks : 1;  // a stage of the pipeline is one rank
+  const int data_ranks = map.replicas();  // the ranks of one stage split each step's samples
   ABM_REQUIRE(margin >= 0, "--abm-margin must be >= 0");
   ABM_REQUIRE(samples > 0, "--abm-samples must be positive");
   ABM_REQUIRE(steps >= 0, "--abm-steps must be >= 0");

@@ -10,6 +10,7 @@
 
 #include "abm/gate_tap.h"
 #include "comm/local_communicator.h"
+#include "comm/mpi_communicator.h"
 #include "comm/replica_check.h"
 #include "core/check.h"
 #include "core/log.h"
@@ -25,8 +26,11 @@ namespace {
 
 // This rank's stage: its layer range as a view of the replica (sharing the weights and
 // the attached adapters), its selected layers with their loss coefficients, its links.
+// With R > 1 replicas per stage, replica q runs its own pipeline on its share of the
+// samples, and `group` (the R ranks of stage k) sums their gradients and reports.
 struct Stage {
-  int k = 0, S = 1;
+  int k = 0, S = 1, q = 0, R = 1;
+  Communicator* group = nullptr;
   std::vector<StagePlan> plan;
   LlamaModel view;
   std::vector<int64_t> layers;  // selected layers inside the stage, ascending
@@ -34,6 +38,8 @@ struct Stage {
   StageTransport* link = nullptr;
   bool first() const { return k == 0; }
   bool last() const { return k == S - 1; }
+  // Micro-batch `chunk` of a report (or of the teacher pass's report) is replica q's.
+  bool reports(int64_t chunk) const { return chunk % R == q; }
   int64_t begin() const { return plan[k].first_layer; }
   int64_t end() const { return plan[k].last_layer; }
 };
@@ -73,11 +79,15 @@ at::Tensor report_accumulator(const Stage& st) {
   return at::zeros({1 + 3 * int64_t(st.layers.size())}, at::kDouble);
 }
 
-// Every stage's accumulator, gathered to every rank in depth order, as one report.
+// Every rank's accumulator, gathered to every rank, summed over the replicas of each stage
+// and read in depth order, as one report.
 BoundaryReport finish_report(const at::Tensor& acc, const Stage& st, const RepresentativeBatch& rb,
                              Communicator& comm) {
   BoundaryReport rep;
-  for (const at::Tensor& a : comm.all_gather_v(acc)) {  // rank order = stage order = depth
+  std::vector<at::Tensor> all = comm.all_gather_v(acc);  // rank q*S + k: stage k, replica q
+  for (int k = 0; k < st.S; ++k) {
+    at::Tensor a = all[k].clone();
+    for (int q = 1; q < st.R; ++q) a += all[q * st.S + k];
     rep.loss += a[0].item<double>();
     for (int64_t j = 0; j < (a.numel() - 1) / 3; ++j) {
       BoundaryCounts c;
@@ -118,7 +128,7 @@ TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const Represent
       for (size_t j = 0; j < st.layers.size(); ++j)
         t.on[k].push_back(taps.output(j)[i].narrow(0, 0, len).gt(0).contiguous());
     }
-    if (report) add_report(*report, st, taps, t, which, p, cfg.margin);
+    if (report && st.reports(id)) add_report(*report, st, taps, t, which, p, cfg.margin);
     taps.clear();
     ++id;
     // Test hook: ABM_TEST_KILL_STAGE=K kills stage K here (SIGKILL, no cleanup), so a test
@@ -140,28 +150,31 @@ BoundaryReport pipeline_report(Stage& st, AdapterSet& student, const AbmConfig& 
   student.set_train(false);
   at::Tensor acc = report_accumulator(st);
   GateTaps taps(st.view, st.layers);
-  int64_t id = 0;
-  for (const auto& which : chunks(rb.size(), cfg.micro_batch)) {
-    PaddedSamples p = pad_samples(rb, which);
+  std::vector<std::vector<int64_t>> all = chunks(rb.size(), cfg.micro_batch);
+  for (int64_t id = 0; id < static_cast<int64_t>(all.size()); ++id) {
+    if (!st.reports(id)) continue;
+    PaddedSamples p = pad_samples(rb, all[id]);
     at::Tensor out = st.view.forward_layers(stage_input(st, st.view, p, id));
     if (!st.last()) st.link->send_forward(out, id);
-    add_report(acc, st, taps, t, which, p, cfg.margin);
+    add_report(acc, st, taps, t, all[id], p, cfg.margin);
     taps.clear();
-    ++id;
   }
   return finish_report(acc, st, rb, comm);
 }
 
-// Shard scope: the stage alone, fed the teacher's hidden states at its input.
+// Shard scope: the stage alone (data parallel over its replicas), fed the teacher's
+// hidden states at its input. Returns the stage's loss per step on replica 0, zeros on
+// the others (the caller sums over all ranks).
 std::vector<double> shard_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& student,
                                    const RepresentativeBatch& rb, TeacherSigns t,
                                    const std::vector<at::Tensor>& inputs) {
   if (st.layers.empty()) return std::vector<double>(cfg.steps, 0.0);  // keeps its init
-  LocalCommunicator self;
-  AbmTrainer trainer(cfg, st.view, student, rb, st.layers, st.coef, self,
+  AbmTrainer trainer(cfg, st.view, student, rb, st.layers, st.coef, *st.group,
                      st.first() ? nullptr : &inputs);
   trainer.set_teacher(std::move(t));
-  return trainer.optimize();
+  std::vector<double> losses = trainer.optimize();  // already summed over the replicas
+  if (st.q != 0) losses.assign(losses.size(), 0.0);
+  return losses;
 }
 
 // The stage's forward and backward for one micro-batch with per-layer recomputation: a
@@ -220,6 +233,8 @@ double recomputed_step(Stage& st, const AbmConfig& cfg, AdapterSet& student, con
 
 // Global scope: forward stage to stage, dL/d(hidden) back. Stage k's parameters get the
 // gradient of its own layers' loss plus, through its output, that of every later stage.
+// Replica q takes its slice of each step's samples; the stage's replicas sum gradients.
+// Returns this rank's part of each step's loss (the caller sums over all ranks).
 std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& student,
                                     const RepresentativeBatch& rb, const TeacherSigns& t) {
   std::vector<at::Tensor> params = student.parameters(st.begin(), st.end());
@@ -240,7 +255,7 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
     // time (a stage-wide tap would keep every layer's graph alive again).
     std::optional<GateTaps> taps;
     if (!cfg.recompute) taps.emplace(st.view, st.layers);
-    for (const SampleRange& r : rank_slice(s, cfg.batch, 0, 1, cfg.micro_batch)) {
+    for (const SampleRange& r : rank_slice(s, cfg.batch, st.q, st.R, cfg.micro_batch)) {
       std::vector<int64_t> which = cycled_samples(r, N);
       PaddedSamples p = pad_samples(rb, which);
       // The same dropout masks as the one-stage run: seeded per module and sample number.
@@ -281,6 +296,7 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
       ++id;
     }
     grads.gather();  // undefined gradients become zeros, as in the one-stage trainer
+    grads.all_reduce(st.group, 1.0);  // sum over the stage's replicas (none: a no-op)
     grads.scatter();
     opt.step(cfg.lr);
     losses.push_back(loss);
@@ -290,14 +306,16 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
   return losses;
 }
 
-// Every rank receives every stage's adapters from the stage that owns their layer.
-void gather_adapters(AdapterSet& student, const std::vector<StagePlan>& plan, Communicator& comm) {
+// Every rank receives every stage's adapters from replica 0 of the stage that owns their
+// layer (the replicas of a stage hold identical adapters).
+void gather_adapters(AdapterSet& student, const std::vector<StagePlan>& plan, const StageMap& map,
+                     Communicator& comm) {
   at::NoGradGuard ng;
   for (const AdaptedModule& m : student.modules()) {
     int owner = 0;
     while (m.layer >= plan[owner].last_layer) ++owner;
-    comm.broadcast(m.lora->A(), owner);
-    comm.broadcast(m.lora->B(), owner);
+    comm.broadcast(m.lora->A(), map.rank_of(owner, 0));
+    comm.broadcast(m.lora->B(), map.rank_of(owner, 0));
   }
 }
 
@@ -357,14 +375,23 @@ NamedTensors gather_named_tensors(const NamedTensors& mine, Communicator& comm, 
 AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
                              const Dataset& train, Communicator& comm) {
   const LlamaConfig& mc = model.config();
-  StageMap map(comm.size(), comm.size());
+  StageMap map(comm.size(), cfg.resolved_stages(comm.size()));
   StageTransport link(comm, map);
   Stage st;
-  st.k = comm.rank();
-  st.S = comm.size();
+  st.k = map.stage_of(comm.rank());
+  st.S = map.stages();
+  st.q = map.replica_of(comm.rank());
+  st.R = map.replicas();
   st.link = &link;
+  // The stage's replicas: a sub-group of the world (`comm` spans MPI_COMM_WORLD here).
+  std::unique_ptr<Communicator> group;
+  if (st.R > 1) group = make_mpi_subgroup(st.k, st.q);
+  else group = std::make_unique<LocalCommunicator>();
+  st.group = group.get();
   st.plan = abm_stage_plan(mc, st.S, cfg);
-  if (comm.rank() == 0) log0("abm: stage plan\n", plan_table(st.plan));
+  if (comm.rank() == 0)
+    log0("abm: stage plan", st.R > 1 ? cat(" (", st.R, " replicas per stage)") : std::string(),
+         "\n", plan_table(st.plan));
   // A full replica (training) or exactly this stage's layers (abm-init).
   const bool replica = model.first() == 0 && model.last() == mc.layers;
   ABM_CHECK(replica || (model.first() == st.begin() && model.last() == st.end()),
@@ -427,7 +454,7 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   std::vector<double> mine = cfg.scope == "shard"
                                  ? shard_optimize(st, cfg, student, rb, teacher, inputs)
                                  : global_optimize(st, cfg, student, rb, teacher);
-  at::Tensor total = at::tensor(mine, at::kDouble);  // the model's loss = sum over stages
+  at::Tensor total = at::tensor(mine, at::kDouble);  // the model's loss = sum over ranks
   comm.all_reduce(total);  // also waits for the slowest stage
   res.step_seconds = steps.seconds();
   log_abm_memory("optimization");
@@ -435,7 +462,7 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   res.after = pipeline_report(st, student, cfg, rb, teacher, comm);
   log_abm_memory("report after");
   if (replica) {
-    gather_adapters(student, st.plan, comm);
+    gather_adapters(student, st.plan, map, comm);
     uint64_t hash = 0;
     ABM_REQUIRE(identical_on_all_ranks(student.parameters(), comm, &hash),
                 "abm: the gathered adapters differ between ranks");

@@ -1,5 +1,8 @@
-// ABM over pipeline stages (DESIGN §2 phases 2-4): every rank is one stage owning a
-// contiguous layer range from the partition planner (sharding/partition_planner.h).
+// ABM over pipeline stages (DESIGN §2 phases 2-4): each of S = --abm-stages stages owns a
+// contiguous layer range from the partition planner (sharding/partition_planner.h). On N
+// ranks each stage has N/S replicas (sharding/stage_map.h): replica q's pipeline takes its
+// share of every step's samples and of the reports, and a stage's replicas sum their
+// gradients (an MPI sub-group), so the result does not depend on N/S.
 //   1. rank 0's representative batch reaches every stage (MPI broadcast);
 //   2. one pipelined teacher pass, micro-batch by micro-batch: stage k keeps the teacher
 //      signs of its selected layers and the teacher hidden state at its input, and sends
@@ -19,8 +22,8 @@
 
 namespace abm {
 
-// Collective over `comm`, one stage per rank (comm.size() > 1). `model` and `student`
-// hold either
+// Collective over `comm` (MPI_COMM_WORLD), cfg.resolved_stages() > 1 stages. `model` and
+// `student` hold either
 //   - every layer (a full replica, as training needs): each stage works on a range view
 //     of it, and after the call every rank's `student` holds all stages' results; or
 //   - exactly this rank's stage of abm_stage_plan() (abm-init loads only that, so a rank
@@ -33,7 +36,7 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
 // true-size memory measurement, launch/bench_7b_abm.sh); otherwise nothing.
 void log_abm_memory(const char* phase);
 
-// The stages abm_initialize_staged splits the model into on `stages` ranks.
+// The stages abm_initialize_staged splits the model into.
 std::vector<StagePlan> abm_stage_plan(const LlamaConfig& mc, int stages, const AbmConfig& cfg);
 
 // Collective: every rank's tensors (any dtype, returned as fp32), in rank order, on `root`

@@ -4,6 +4,7 @@
 // margin violations before/after, time, the representative batch's indices).
 // On S > 1 stages each rank loads only its stage's tensors (sharding/stage_loader.h), so
 // a rank needs memory for its share of the model; rank 0 gathers the adapters to export.
+// With ranks/S > 1 replicas per stage, each replica loads its stage (stage_map.h).
 #include "abm/abm_init.h"
 #include "abm/abm_pipeline.h"
 #include "cli/commands.h"
@@ -11,6 +12,7 @@
 #include "core/log.h"
 #include "lora/peft_io.h"
 #include "sharding/stage_loader.h"
+#include "sharding/stage_map.h"
 #include "train/train_config.h"
 
 namespace abm {
@@ -45,9 +47,10 @@ int cmd_abm_init(int argc, char** argv) {
     const at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
     const at::ScalarType storage =
         weight_dtype.empty() ? at::ScalarType::Undefined : parse_dtype(weight_dtype, "--weight-dtype");
-    if (abm.resolved_stages(comm->size()) > 1) {
+    const StageMap map(comm->size(), abm.stages);
+    if (map.stages() > 1) {
       const LlamaConfig mc = LlamaConfig::load(cfg.model + "/config.json");
-      const StagePlan stage = abm_stage_plan(mc, comm->size(), abm)[comm->rank()];
+      const StagePlan stage = abm_stage_plan(mc, map.stages(), abm)[map.stage_of(comm->rank())];
       model = load_stage(cfg.model, stage, dtype, storage);
     } else {
       LoadOptions lo;
@@ -72,10 +75,13 @@ int cmd_abm_init(int argc, char** argv) {
         model.has_head() ? " + norm and head" : "");
   log_abm_memory("loading");
   AbmRun run = abm_initialize(abm, model, *student, data.train, *comm);
-  // Stage-local load: every rank holds only its stage's adapters.
-  const NamedTensors adapters = model.first() == 0 && model.last() == model.config().layers
-                                    ? student->named_tensors()
-                                    : gather_named_tensors(student->named_tensors(), *comm);
+  // Stage-local load: every rank holds only its stage's adapters; replica 0 of each stage
+  // sends them (the other replicas hold the same).
+  const bool replica0 = StageMap(comm->size(), abm.stages).replica_of(comm->rank()) == 0;
+  const NamedTensors adapters =
+      model.first() == 0 && model.last() == model.config().layers
+          ? student->named_tensors()
+          : gather_named_tensors(replica0 ? student->named_tensors() : NamedTensors{}, *comm);
 
   log_abm_memory("the gather");
   if (Runtime::rank() == 0) {

@@ -39,14 +39,14 @@ char* at_elem(const at::Tensor& t, int64_t i) {
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(int64_t max_chunk) : max_chunk_(max_chunk) {
+MpiCommunicator::MpiCommunicator(int64_t max_chunk, MPI_Comm group) : max_chunk_(max_chunk) {
   ABM_CHECK(max_chunk >= 1 && max_chunk <= kMaxChunk, "max_chunk ", max_chunk,
             " outside [1, 2^30]");
   int inited = 0;
   ABM_MPI_CHECK(MPI_Initialized(&inited));
   ABM_CHECK(inited, "MPI is not initialized (call Runtime::init first)");
   // A private communicator: our tags and collectives never match anyone else's.
-  ABM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
+  ABM_MPI_CHECK(MPI_Comm_dup(group, &comm_));
   ABM_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   ABM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   ABM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
@@ -222,6 +222,14 @@ void MpiCommunicator::barrier() { ABM_MPI_CHECK(MPI_Barrier(comm_)); }
 
 std::unique_ptr<Communicator> make_mpi_communicator() {
   return std::make_unique<MpiCommunicator>();
+}
+
+std::unique_ptr<Communicator> make_mpi_subgroup(int color, int key) {
+  MPI_Comm sub = MPI_COMM_NULL;
+  ABM_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, key, &sub));
+  auto c = std::make_unique<MpiCommunicator>(MpiCommunicator::kMaxChunk, sub);
+  ABM_MPI_CHECK(MPI_Comm_free(&sub));  // the communicator keeps its own duplicate
+  return c;
 }
 
 }  // namespace abm

@@ -15,9 +15,10 @@ class MpiCommunicator : public Communicator {
  public:
   static constexpr int64_t kMaxChunk = int64_t{1} << 30;
 
-  // Collective over MPI_COMM_WORLD (MPI must be initialized). `max_chunk` is the most
-  // elements per MPI call; tests pass a tiny value to drive the chunked paths.
-  explicit MpiCommunicator(int64_t max_chunk = kMaxChunk);
+  // Collective over `group` (default MPI_COMM_WORLD; MPI must be initialized), which is
+  // duplicated. `max_chunk` is the most elements per MPI call; tests pass a tiny value to
+  // drive the chunked paths.
+  explicit MpiCommunicator(int64_t max_chunk = kMaxChunk, MPI_Comm group = MPI_COMM_WORLD);
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -43,5 +44,9 @@ class MpiCommunicator : public Communicator {
   MPI_Op bf16_sum_ = MPI_OP_NULL, bf16_max_ = MPI_OP_NULL;
   MPI_Op fp16_sum_ = MPI_OP_NULL, fp16_max_ = MPI_OP_NULL;
 };
+
+// Collective over MPI_COMM_WORLD: the ranks passing the same `color` form one group,
+// ranked by `key` (MPI_Comm_split), e.g. the replicas of one ABM pipeline stage.
+std::unique_ptr<Communicator> make_mpi_subgroup(int color, int key);
 
 }  // namespace abm

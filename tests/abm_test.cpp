@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "abm/abm_config.h"
+#include "abm/abm_trainer.h"
 #include "abm/boundary_loss.h"
 #include "abm/info_loss.h"
+#include "comm/local_communicator.h"
 #include "core/check.h"
 #include "lora/init.h"
 #include "lora/peft_io.h"
@@ -147,6 +149,54 @@ TEST(Abm, BaseTeacherKeepsSignsAndReducesViolations) {
   EXPECT_EQ(j["indices"].size(), 8u);
 }
 
+// With B = 0 and the base as teacher, run()'s "before" report comes from the teacher pass
+// (no pass of its own): it must equal report() measured separately, and must not be used
+// once a B is non-zero (the student then differs from the teacher).
+TEST(Abm, BeforeReportFromTheTeacherPassEqualsItsOwnPass) {
+  TempDir tmp;
+  make_abm_fixture(tmp);
+  LlamaModel model = LlamaModel::load(tmp / "model");
+  LoraConfig lc;
+  lc.r = 4;
+  lc.seed = 5;
+  lc.targets = {"all-linear"};
+  RepresentativeBatch rb;
+  const auto rows = abm_fixture_rows();
+  for (int64_t k = 0; k < 6; ++k) {
+    rb.indices.push_back(k);
+    rb.ids.push_back(rows[k]);
+  }
+  AbmConfig cfg;
+  cfg.steps = 0;
+  cfg.micro_batch = 2;
+  const std::vector<int64_t> layers = {1, 2};
+  LocalCommunicator self;
+  for (bool zero_b : {true, false}) {
+    AdapterSet student = AdapterSet::attach(model, lc);
+    if (!zero_b) {
+      at::NoGradGuard ng;
+      student.modules()[0].lora->B().normal_(0, 0.5);  // layer 0 q_proj: moves layers 1, 2
+    }
+    AbmTrainer t(cfg, model, student, rb, layers, {0.25, 1.0}, self);
+    t.capture_base_teacher();
+    const BoundaryReport own = t.report();
+    const AbmResult r = t.run();  // 0 steps: before and after both describe the init
+    for (const BoundaryReport* got : {&r.before, &r.after}) {
+      EXPECT_EQ(got->loss, own.loss) << zero_b;
+      ASSERT_EQ(got->layers.size(), 2u);
+      for (size_t j = 0; j < 2; ++j) {
+        EXPECT_EQ(got->layers[j].units, own.layers[j].units);
+        EXPECT_EQ(got->layers[j].agree, own.layers[j].agree);
+        EXPECT_EQ(got->layers[j].violations, own.layers[j].violations);
+      }
+    }
+    EXPECT_GT(own.layers[1].violations, 0);
+    if (zero_b) EXPECT_EQ(own.layers[1].agree, own.layers[1].units);
+    else EXPECT_LT(own.layers[1].agree, own.layers[1].units);  // the student left the teacher
+    student.detach();
+  }
+}
+
 // With a teacher adapter, the student's agreement with that teacher rises.
 TEST(Abm, TeacherAdapterAgreementRises) {
   TempDir tmp;
@@ -193,6 +243,13 @@ TEST(Abm, SameSeedSameAdapterOnOneAndTwoRanks) {
   EXPECT_EQ(bytes("one"), bytes("two"));
   EXPECT_EQ(read_json(tmp / "one/abm.json")["indices"], read_json(tmp / "two/abm.json")["indices"]);
   EXPECT_EQ(read_json(tmp / "one/abm.json")["loss"], read_json(tmp / "two/abm.json")["loss"]);
+  // The "before" report, taken from the teacher pass, counts each sample once: on 2 ranks
+  // a rank's pass also covers samples of the other rank's report shard.
+  nlohmann::json a = read_json(tmp / "one/abm.json"), b = read_json(tmp / "two/abm.json");
+  EXPECT_EQ(a["accuracy_before"], b["accuracy_before"]);
+  EXPECT_EQ(a["violation_before"], b["violation_before"]);
+  EXPECT_NEAR(a["loss_before"].get<double>(), b["loss_before"].get<double>(),
+              1e-12 * a["loss_before"].get<double>());
   // And ABM really changed the adapter: B is no longer zero.
   SafetensorsFile f(tmp / "one/adapter/adapter_model.safetensors");
   EXPECT_GT(f.read("base_model.model.model.layers.2.mlp.gate_proj.lora_B.weight", at::kFloat)

@@ -1,6 +1,7 @@
 #include "abm/abm_trainer.h"
 
 #include <set>
+#include <utility>
 
 #include "abm/gate_tap.h"
 #include "core/check.h"
@@ -37,9 +38,29 @@ std::vector<int64_t> AbmTrainer::needed_samples() const {
 }
 
 void AbmTrainer::capture_base_teacher() {
+  at::Tensor nonzero_b = at::zeros({1}, at::kDouble);
+  for (const AdaptedModule& m : student_.modules())
+    if (m.layer >= model_.first() && m.layer < model_.last())
+      nonzero_b[0] += m.lora->B().detach().ne(0).any().item<bool>() ? 1.0 : 0.0;
+  comm_.all_reduce(nonzero_b);
+  TeacherHook before;
+  if (nonzero_b.item<double>() == 0) {
+    // base + x A^T 0 == base bit for bit: the teacher's activations are the student's.
+    before_ = at::zeros({1 + 3 * int64_t(layers_.size())}, at::kDouble);
+    before = [this, mine = shard(rb_.size(), comm_.rank(), comm_.size())](
+                 const GateTaps& taps, const std::vector<int64_t>& which, const PaddedSamples& p) {
+      at::Tensor real = p.real.clone();  // only this rank's report shard counts
+      for (size_t i = 0; i < which.size(); ++i)
+        if (which[i] < mine.begin || which[i] >= mine.end) real[i].fill_(false);
+      std::vector<at::Tensor> on;  // the signs being captured: the taps' own
+      for (size_t j = 0; j < layers_.size(); ++j) on.push_back(taps.output(j).gt(0));
+      accumulate(before_, taps, on, real);
+    };
+  }
   student_.set_enabled(false);
   student_.set_train(false);
-  teacher_ = capture_teacher(model_, rb_, layers_, needed_samples(), cfg_.micro_batch, inputs_);
+  teacher_ = capture_teacher(model_, rb_, layers_, needed_samples(), cfg_.micro_batch, inputs_,
+                             false, before);
   student_.set_enabled(true);
 }
 
@@ -71,31 +92,21 @@ double AbmTrainer::step(int64_t s) {
   return loss;  // this rank's part; the caller's all-reduce makes it global
 }
 
-BoundaryReport AbmTrainer::report() {
-  at::NoGradGuard ng;
-  student_.set_train(false);
+void AbmTrainer::accumulate(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
+                            const at::Tensor& real) const {
+  for (size_t j = 0; j < layers_.size(); ++j) {
+    acc[0] += boundary_loss_sum(taps.output(j), on[j], real, cfg_.margin).item<double>() * coef_[j];
+    BoundaryCounts c = boundary_counts(taps.output(j), on[j], real, cfg_.margin);
+    acc[1 + 3 * j] += double(c.units);
+    acc[2 + 3 * j] += double(c.agree);
+    acc[3 + 3 * j] += double(c.violations);
+  }
+}
+
+BoundaryReport AbmTrainer::finish(at::Tensor acc) {
+  comm_.all_reduce(acc);
   BoundaryReport rep;
   rep.layers.resize(layers_.size());
-  SampleRange mine = shard(rb_.size(), comm_.rank(), comm_.size());
-  // [loss sum, then per layer: units, agree, violations] summed over ranks.
-  at::Tensor acc = at::zeros({1 + 3 * int64_t(layers_.size())}, at::kDouble);
-  GateTaps taps(model_, layers_);
-  for (int64_t k0 = mine.begin; k0 < mine.end; k0 += cfg_.micro_batch) {
-    std::vector<int64_t> which;
-    for (int64_t k = k0; k < std::min(mine.end, k0 + cfg_.micro_batch); ++k) which.push_back(k);
-    PaddedSamples p = pad_samples(rb_, which);
-    model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
-    for (size_t j = 0; j < layers_.size(); ++j) {
-      at::Tensor on = padded_signs(teacher_, j, which, p.ids.size(1));
-      acc[0] += boundary_loss_sum(taps.output(j), on, p.real, cfg_.margin).item<double>() * coef_[j];
-      BoundaryCounts c = boundary_counts(taps.output(j), on, p.real, cfg_.margin);
-      acc[1 + 3 * j] += double(c.units);
-      acc[2 + 3 * j] += double(c.agree);
-      acc[3 + 3 * j] += double(c.violations);
-    }
-    taps.clear();
-  }
-  comm_.all_reduce(acc);
   rep.loss = acc[0].item<double>() / (double(rb_.tokens()) * double(units_));
   for (size_t j = 0; j < layers_.size(); ++j) {
     rep.layers[j].units = static_cast<int64_t>(acc[1 + 3 * j].item<double>());
@@ -103,6 +114,25 @@ BoundaryReport AbmTrainer::report() {
     rep.layers[j].violations = static_cast<int64_t>(acc[3 + 3 * j].item<double>());
   }
   return rep;
+}
+
+BoundaryReport AbmTrainer::report() {
+  at::NoGradGuard ng;
+  student_.set_train(false);
+  SampleRange mine = shard(rb_.size(), comm_.rank(), comm_.size());
+  at::Tensor acc = at::zeros({1 + 3 * int64_t(layers_.size())}, at::kDouble);
+  GateTaps taps(model_, layers_);
+  for (int64_t k0 = mine.begin; k0 < mine.end; k0 += cfg_.micro_batch) {
+    std::vector<int64_t> which;
+    for (int64_t k = k0; k < std::min(mine.end, k0 + cfg_.micro_batch); ++k) which.push_back(k);
+    PaddedSamples p = pad_samples(rb_, which);
+    model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
+    std::vector<at::Tensor> on;
+    for (size_t j = 0; j < layers_.size(); ++j) on.push_back(padded_signs(teacher_, j, which, p.ids.size(1)));
+    accumulate(acc, taps, on, p.real);
+    taps.clear();
+  }
+  return finish(acc);
 }
 
 std::vector<double> AbmTrainer::optimize() {
@@ -132,7 +162,8 @@ AbmResult AbmTrainer::run() {
   res.layers = layers_;
   res.coef = coef_;
   res.teacher_seconds = teacher_.seconds;
-  res.before = report();
+  // The teacher pass's report when it had one (capture_base_teacher with B = 0).
+  res.before = before_.defined() ? finish(std::exchange(before_, at::Tensor())) : report();
   Timer steps;
   res.loss = optimize();
   res.step_seconds = steps.seconds();

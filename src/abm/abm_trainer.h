@@ -47,6 +47,8 @@ class AbmTrainer {
   std::vector<int64_t> needed_samples() const;
   // Teacher = whatever is attached now with the student switched off (base teacher), or
   // call with a teacher already captured (teacher adapter; capture before attaching).
+  // When every B of the range is 0 (kaiming/gaussian inits), the student computes exactly
+  // the base, so the base teacher's pass also yields run()'s "before" report.
   void capture_base_teacher();
   void set_teacher(TeacherSigns t) { teacher_ = std::move(t); }
 
@@ -66,7 +68,15 @@ class AbmTrainer {
   std::vector<double> coef_;
   Communicator& comm_;
   const std::vector<at::Tensor>* inputs_;
+  // Adds a micro-batch's weighted hinge sums and counts against the teacher signs `on`
+  // ([layer] [b, T, I] bool; tokens where `real` [b, T] is false excluded) to
+  // acc = [loss sum, then per layer: units, agree, violations].
+  void accumulate(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
+                  const at::Tensor& real) const;
+  BoundaryReport finish(at::Tensor acc);  // sums acc over ranks
+
   TeacherSigns teacher_;
+  at::Tensor before_;  // the "before" accumulator from the teacher pass, or undefined
   std::vector<at::Tensor> params_;
   int64_t units_ = 0;  // intermediate size
 };

@@ -27,7 +27,8 @@ at::Tensor range_input(const LlamaModel& model, const RepresentativeBatch& rb,
 TeacherSigns capture_teacher(LlamaModel& model, const RepresentativeBatch& rb,
                              const std::vector<int64_t>& layers,
                              const std::vector<int64_t>& which, int64_t micro,
-                             const std::vector<at::Tensor>* inputs, bool keep_outputs) {
+                             const std::vector<at::Tensor>* inputs, bool keep_outputs,
+                             const TeacherHook& hook) {
   Timer timer;
   at::NoGradGuard ng;
   TeacherSigns t;
@@ -48,6 +49,7 @@ TeacherSigns capture_teacher(LlamaModel& model, const RepresentativeBatch& rb,
         signs.push_back(taps.output(j)[i].narrow(0, 0, len).gt(0).contiguous());  // [len, I]
       if (keep_outputs) t.outputs[k] = out[i].narrow(0, 0, len).clone();
     }
+    if (hook) hook(taps, part, p);
     taps.clear();
   }
   t.seconds = timer.seconds();

@@ -6,12 +6,15 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 #include "abm/representative.h"
 #include "model/llama_model.h"
 
 namespace abm {
+
+class GateTaps;
 
 struct TeacherSigns {
   std::vector<int64_t> layers;              // absolute selected layers, ascending
@@ -28,13 +31,18 @@ at::Tensor range_input(const LlamaModel& model, const RepresentativeBatch& rb,
                        const std::vector<int64_t>& which, const at::Tensor& ids,
                        const std::vector<at::Tensor>* inputs);
 
+// Sees each micro-batch's tapped gate outputs (samples `which`, padded as `p`) while the
+// teacher pass has them, e.g. to measure the student when it computes the same.
+using TeacherHook = std::function<void(const GateTaps& taps, const std::vector<int64_t>& which,
+                                       const PaddedSamples& p)>;
+
 // Captures samples `which` in micro-batches of `micro`, with whatever adapters are
 // attached and enabled (the caller sets the teacher up; dropout must be off). No autograd.
 TeacherSigns capture_teacher(LlamaModel& model, const RepresentativeBatch& rb,
                              const std::vector<int64_t>& layers,
                              const std::vector<int64_t>& which, int64_t micro,
                              const std::vector<at::Tensor>* inputs = nullptr,
-                             bool keep_outputs = false);
+                             bool keep_outputs = false, const TeacherHook& hook = {});
 
 // The teacher-sign tensor of layer j for samples `which`, padded to T: [b, T, I] bool.
 at::Tensor padded_signs(const TeacherSigns& t, size_t j, const std::vector<int64_t>& which,

@@ -18,6 +18,7 @@
 #include "core/runtime.h"
 #include "lora/adapter_set.h"
 #include "train/stop_signal.h"
+#include "mpi_test_main.h"
 
 namespace {
 
@@ -155,35 +156,14 @@ TEST(BroadcastState, CheckpointFromRankZeroReachesEveryRank) {
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank() == 0) std::system((std::string("rm -rf '") + dir + "'").c_str());
 }
-
-class FailurePrinter : public testing::EmptyTestEventListener {
-  void OnTestPartResult(const testing::TestPartResult& r) override {
-    if (!r.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank(),
-                 r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  abm::Runtime::init(&argc, &argv);
-  abm::Runtime::set_threads(1);
-  if (rank() != 0) {
-    auto& listeners = testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new FailurePrinter);
-  }
-  int failed = 0;
-  {
+  return abm::test::mpi_test_main(argc, argv, [] {
     MpiCommunicator comm;
     g_comm = &comm;
-    failed = RUN_ALL_TESTS() != 0;
+    const bool failed = RUN_ALL_TESTS() != 0;
     g_comm = nullptr;
-  }
-  int any = 0;  // a failure on any rank fails the process on every rank
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  abm::Runtime::finalize();
-  return any;
+    return failed;
+  });
 }

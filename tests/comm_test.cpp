@@ -18,6 +18,7 @@
 #include "comm/mpi_communicator.h"
 #include "core/check.h"
 #include "core/runtime.h"
+#include "mpi_test_main.h"
 
 namespace {
 
@@ -214,38 +215,15 @@ TEST(Comm, AllReduceMoreThan2e31Bytes) {
   if (rank() == 0) std::printf("  all_reduce of %lld uint8: %.1f s\n", (long long)n, secs);
   EXPECT_EQ(total_wrong("all_reduce uint8 n > 2^31", wrong), 0);
 }
-
-// Non-zero ranks print only failures, tagged with their rank, so the log stays readable.
-class FailurePrinter : public testing::EmptyTestEventListener {
-  void OnTestPartResult(const testing::TestPartResult& r) override {
-    if (!r.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank(),
-                 r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  abm::Runtime::init(&argc, &argv);
-  abm::Runtime::set_threads(1);
-  if (rank() != 0) {
-    auto& listeners = testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new FailurePrinter);
-  }
-  int failed = 0;
-  {
+  return abm::test::mpi_test_main(argc, argv, [] {
     MpiCommunicator full, small(kSmallChunk);
     g_full = &full;
     g_small = &small;
-    failed = RUN_ALL_TESTS() != 0;
+    const bool failed = RUN_ALL_TESTS() != 0;
     g_full = g_small = nullptr;
-  }
-  // A failure on any rank fails the process on every rank.
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  abm::Runtime::finalize();
-  return any;
+    return failed;
+  });
 }

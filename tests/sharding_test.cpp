@@ -16,6 +16,7 @@
 #include "sharding/stage_loader.h"
 #include "sharding/stage_map.h"
 #include "sharding/stage_transport.h"
+#include "mpi_test_main.h"
 
 namespace {
 
@@ -285,36 +286,14 @@ TEST(Pipeline, StagesOfTheDefaultModelGiveTheFullLogits) {
         << (mine.head(h) - want).abs().max().item<float>();
   }
 }
-
-// Failures on ranks > 0 are printed with their rank (gtest prints only rank 0's).
-class FailurePrinter : public testing::EmptyTestEventListener {
-  void OnTestPartResult(const testing::TestPartResult& r) override {
-    if (r.failed())
-      std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", Runtime::rank(),
-                   r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  abm::Runtime::init(&argc, &argv);
-  abm::Runtime::set_threads(1);
-  if (abm::Runtime::rank() != 0) {
-    auto& listeners = testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new FailurePrinter);
-  }
-  int failed = 0;
-  {
+  return abm::test::mpi_test_main(argc, argv, [] {
     abm::MpiCommunicator comm;
     g_comm = &comm;
-    failed = RUN_ALL_TESTS() != 0;
+    const bool failed = RUN_ALL_TESTS() != 0;
     g_comm = nullptr;
-  }
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  abm::Runtime::finalize();
-  return any;
+    return failed;
+  });
 }

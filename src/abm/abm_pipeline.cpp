@@ -65,14 +65,9 @@ std::vector<std::vector<int64_t>> chunks(int64_t n, int64_t micro) {
 // layers, as recorded by `taps`, to acc = [loss sum, (units, agree, violations) per layer].
 void add_report(at::Tensor& acc, const Stage& st, const GateTaps& taps, const TeacherSigns& t,
                 const std::vector<int64_t>& which, const PaddedSamples& p, double margin) {
-  for (size_t j = 0; j < st.layers.size(); ++j) {
-    at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
-    acc[0] += boundary_loss_sum(taps.output(j), on, p.real, margin).item<double>() * st.coef[j];
-    BoundaryCounts c = boundary_counts(taps.output(j), on, p.real, margin);
-    acc[1 + 3 * j] += double(c.units);
-    acc[2 + 3 * j] += double(c.agree);
-    acc[3 + 3 * j] += double(c.violations);
-  }
+  std::vector<at::Tensor> on;
+  for (size_t j = 0; j < st.layers.size(); ++j) on.push_back(padded_signs(t, j, which, p.ids.size(1)));
+  add_to_report(acc, taps, on, p.real, st.coef, margin);
 }
 
 at::Tensor report_accumulator(const Stage& st) {
@@ -421,12 +416,8 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
   // With B = 0 everywhere (kaiming and gaussian inits) and the base as teacher, the
   // student's activations equal the teacher's bit for bit (base + 0), so the "before"
   // report comes out of the teacher pass instead of a pass of its own.
-  at::Tensor nonzero_b = at::zeros({1}, at::kDouble);
-  for (const AdaptedModule& m : student.modules())
-    if (m.layer >= st.begin() && m.layer < st.end())
-      nonzero_b[0] += m.lora->B().detach().ne(0).any().item<bool>() ? 1.0 : 0.0;
-  comm.all_reduce(nonzero_b);
-  const bool student_is_teacher = cfg.teacher_adapter.empty() && nonzero_b.item<double>() == 0;
+  const bool zero_b = all_b_zero(student, st.begin(), st.end(), comm);  // collective: always
+  const bool student_is_teacher = cfg.teacher_adapter.empty() && zero_b;
   std::vector<at::Tensor> inputs;
   TeacherSigns teacher;
   at::Tensor before = report_accumulator(st);

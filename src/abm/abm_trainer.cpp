@@ -38,13 +38,8 @@ std::vector<int64_t> AbmTrainer::needed_samples() const {
 }
 
 void AbmTrainer::capture_base_teacher() {
-  at::Tensor nonzero_b = at::zeros({1}, at::kDouble);
-  for (const AdaptedModule& m : student_.modules())
-    if (m.layer >= model_.first() && m.layer < model_.last())
-      nonzero_b[0] += m.lora->B().detach().ne(0).any().item<bool>() ? 1.0 : 0.0;
-  comm_.all_reduce(nonzero_b);
   TeacherHook before;
-  if (nonzero_b.item<double>() == 0) {
+  if (all_b_zero(student_, model_.first(), model_.last(), comm_)) {
     // base + x A^T 0 == base bit for bit: the teacher's activations are the student's.
     before_ = at::zeros({1 + 3 * int64_t(layers_.size())}, at::kDouble);
     before = [this, mine = shard(rb_.size(), comm_.rank(), comm_.size())](
@@ -54,7 +49,7 @@ void AbmTrainer::capture_base_teacher() {
         if (which[i] < mine.begin || which[i] >= mine.end) real[i].fill_(false);
       std::vector<at::Tensor> on;  // the signs being captured: the taps' own
       for (size_t j = 0; j < layers_.size(); ++j) on.push_back(taps.output(j).gt(0));
-      accumulate(before_, taps, on, real);
+      add_to_report(before_, taps, on, real, coef_, cfg_.margin);
     };
   }
   student_.set_enabled(false);
@@ -92,15 +87,24 @@ double AbmTrainer::step(int64_t s) {
   return loss;  // this rank's part; the caller's all-reduce makes it global
 }
 
-void AbmTrainer::accumulate(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
-                            const at::Tensor& real) const {
-  for (size_t j = 0; j < layers_.size(); ++j) {
-    acc[0] += boundary_loss_sum(taps.output(j), on[j], real, cfg_.margin).item<double>() * coef_[j];
-    BoundaryCounts c = boundary_counts(taps.output(j), on[j], real, cfg_.margin);
+void add_to_report(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
+                   const at::Tensor& real, const std::vector<double>& coef, double margin) {
+  for (size_t j = 0; j < on.size(); ++j) {
+    acc[0] += boundary_loss_sum(taps.output(j), on[j], real, margin).item<double>() * coef[j];
+    BoundaryCounts c = boundary_counts(taps.output(j), on[j], real, margin);
     acc[1 + 3 * j] += double(c.units);
     acc[2 + 3 * j] += double(c.agree);
     acc[3 + 3 * j] += double(c.violations);
   }
+}
+
+bool all_b_zero(const AdapterSet& student, int64_t first, int64_t last, Communicator& comm) {
+  at::Tensor nonzero = at::zeros({1}, at::kDouble);
+  for (const AdaptedModule& m : student.modules())
+    if (m.layer >= first && m.layer < last)
+      nonzero[0] += m.lora->B().detach().ne(0).any().item<bool>() ? 1.0 : 0.0;
+  comm.all_reduce(nonzero);
+  return nonzero.item<double>() == 0;
 }
 
 BoundaryReport AbmTrainer::finish(at::Tensor acc) {
@@ -129,7 +133,7 @@ BoundaryReport AbmTrainer::report() {
     model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
     std::vector<at::Tensor> on;
     for (size_t j = 0; j < layers_.size(); ++j) on.push_back(padded_signs(teacher_, j, which, p.ids.size(1)));
-    accumulate(acc, taps, on, p.real);
+    add_to_report(acc, taps, on, p.real, coef_, cfg_.margin);
     taps.clear();
   }
   return finish(acc);

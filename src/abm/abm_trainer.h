@@ -25,6 +25,16 @@ struct BoundaryReport {
   std::vector<BoundaryCounts> layers;       // per selected layer
 };
 
+// acc = [loss sum, then per layer: units, agree, violations]: adds one micro-batch's hinge
+// sums (layer j weighted by coef[j]) and counts of the tapped layers against the teacher
+// signs `on` ([layer] [b, T, I] bool), over the tokens where `real` [b, T] is true.
+void add_to_report(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
+                   const at::Tensor& real, const std::vector<double>& coef, double margin);
+
+// Collective: true when every LoRA B of layers [first, last) is zero on every rank of
+// `comm` (kaiming/gaussian inits). The student then computes exactly the base (base + 0).
+bool all_b_zero(const AdapterSet& student, int64_t first, int64_t last, Communicator& comm);
+
 struct AbmResult {
   std::vector<int64_t> layers;   // selected absolute layers of this range
   std::vector<double> coef;      // c_j / n
@@ -68,11 +78,6 @@ class AbmTrainer {
   std::vector<double> coef_;
   Communicator& comm_;
   const std::vector<at::Tensor>* inputs_;
-  // Adds a micro-batch's weighted hinge sums and counts against the teacher signs `on`
-  // ([layer] [b, T, I] bool; tokens where `real` [b, T] is false excluded) to
-  // acc = [loss sum, then per layer: units, agree, violations].
-  void accumulate(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
-                  const at::Tensor& real) const;
   BoundaryReport finish(at::Tensor acc);  // sums acc over ranks
 
   TeacherSigns teacher_;

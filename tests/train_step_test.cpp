@@ -11,8 +11,10 @@
 #include "lora/init.h"
 #include "test_util.h"
 #include "train/attention.h"
+#include "train/causal_softmax.h"
 #include "train/backprop.h"
 #include "train/evaluate.h"
+#include "train/task_pool.h"
 
 using namespace abm;
 using namespace abm::test;
@@ -162,6 +164,50 @@ TEST(Attention, TilesEqualWholeRows) {
   at::Tensor dq3 = at::empty({N, 32}), dk3 = at::empty({N, 16}), dv3 = at::empty({N, 16});
   attention_backward(d, q, k, v, {}, dout, dq3, dk3, dv3, probs);
   EXPECT_TRUE(at::equal(dq3, dq1) && at::equal(dk3, dk1) && at::equal(dv3, dv1));
+  // Tasks are independent, so 3 threads give the bits of 1 (the tests run single-threaded).
+  const int threads = at::get_num_threads();
+  at::set_num_threads(3);
+  at::Tensor o4 = at::empty({N, 32});
+  at::Tensor dq4 = at::empty({N, 32}), dk4 = at::empty({N, 16}), dv4 = at::empty({N, 16});
+  attention_forward(d, q, k, v, {}, o4);
+  attention_backward(d, q, k, v, {}, dout, dq4, dk4, dv4);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::equal(o4, o1));
+  EXPECT_TRUE(at::equal(dq4, dq1) && at::equal(dk4, dk1) && at::equal(dv4, dv1));
+}
+
+TEST(Attention, CausalSoftmaxEqualsMaskedSoftmax) {
+  // A 6 x 9 tile of queries 3..8: row i sees keys 0..3+i. Scores span 200, so some
+  // probabilities fall below e^-87 and must come out as (nearly) 0, not garbage.
+  at::Tensor s = at::randn({6, 9}, at::kFloat).mul_(40);
+  s[0][0] = 100;
+  at::Tensor ref = at::softmax(s.masked_fill(at::ones({6, 9}, at::kBool).triu(4), -INFINITY), -1);
+  at::Tensor got = s.clone();
+  causal_softmax_(got.data_ptr<float>(), 6, 9, 3);
+  EXPECT_LE(max_abs_diff(got, ref), 1e-6);
+  EXPECT_EQ(got.narrow(1, 4, 5).triu().abs().sum().item<float>(), 0.0f) << "masked keys must be exactly 0";
+  // backward: d/ds of sum(p * w) against autograd's
+  at::Tensor w = at::randn({6, 9});
+  at::Tensor x = s.clone().requires_grad_(true);
+  (at::softmax(x.masked_fill(at::ones({6, 9}, at::kBool).triu(4), -INFINITY), -1) * w).sum().backward();
+  at::Tensor dp = w.clone();
+  softmax_backward_(got.data_ptr<float>(), dp.data_ptr<float>(), 6, 9);
+  EXPECT_LE(max_abs_diff(dp, x.grad()), 1e-6);
+}
+
+TEST(TaskPool, RunsEachTaskOnceAndRethrowsTheFirstError) {
+  const int threads = at::get_num_threads();
+  at::set_num_threads(3);
+  std::vector<int> hits(50, 0);
+  for (int round = 0; round < 3; ++round)  // the same threads serve later jobs
+    TaskPool::run(50, [&](int64_t t) { hits[t] += 1; });
+  EXPECT_EQ(std::count(hits.begin(), hits.end(), 3), 50);
+  EXPECT_THROW(TaskPool::run(50, [](int64_t t) { if (t == 7) throw std::runtime_error("task 7"); }),
+               std::runtime_error);
+  int after = 0;  // the pool still works after a failed job
+  TaskPool::run(2, [&](int64_t) { __atomic_add_fetch(&after, 1, __ATOMIC_SEQ_CST); });
+  at::set_num_threads(threads);
+  EXPECT_EQ(after, 2);
 }
 
 TEST(Backprop, LoraMatchesAutograd) {

@@ -1,77 +1,14 @@
 #include "train/attention.h"
 
-#include <ATen/Parallel.h>
-#include <dlfcn.h>
-
-#include <atomic>
 #include <cmath>
-#include <exception>
-#include <functional>
 #include <limits>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 #include "core/check.h"
+#include "train/causal_softmax.h"
+#include "train/task_pool.h"
 
 namespace abm {
 namespace {
-
-// OpenMP's per-thread thread count (the ICV that LibTorch's intra-op parallelism and
-// OpenBLAS both read), reached through the libgomp that LibTorch already loaded.
-using OmpSet = void (*)(int);
-using OmpGet = int (*)();
-OmpSet omp_set() {
-  static OmpSet f = reinterpret_cast<OmpSet>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-  return f;
-}
-OmpGet omp_get() {
-  static OmpGet f = reinterpret_cast<OmpGet>(::dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-  return f;
-}
-
-// This thread runs ATen ops and BLAS calls single-threaded while alive.
-struct SingleThreaded {
-  SingleThreaded() {
-    at::get_num_threads();  // LibTorch's lazy per-thread init first, so it cannot undo ours
-    if (omp_set() && omp_get()) {
-      saved_ = omp_get()();
-      omp_set()(1);
-    }
-  }
-  ~SingleThreaded() {
-    if (saved_ > 0) omp_set()(saved_);
-  }
-  int saved_ = 0;
-};
-
-// fn(task) for every task in [0, n), on at::get_num_threads() OS threads (the caller is one
-// of them) taking tasks from a shared counter. Not at::parallel_for: BLAS called inside an
-// OpenMP parallel region collapses when cores are shared (OpenMP's spin-waiting threads
-// compete with the working ones; LibTorch's own 2-thread bmm measured 0.5 GFLOP/s against
-// 32 GFLOP/s single-threaded on this machine under load). Plain threads with BLAS and ATen
-// set to one thread each have no such waits.
-void run_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
-  const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n));
-  std::atomic<int64_t> next{0};
-  std::exception_ptr error;
-  std::mutex mu;
-  auto work = [&] {
-    try {
-      SingleThreaded one;
-      for (int64_t t; (t = next.fetch_add(1)) < n;) fn(t);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!error) error = std::current_exception();
-      next.store(n);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
 
 // Rows [b*T, (b+1)*T) and columns of one head of an [N, ...] buffer.
 at::Tensor head_view(const at::Tensor& t, int64_t b, int64_t T, int64_t head, int64_t hd) {
@@ -84,25 +21,24 @@ at::Tensor head_view(const at::Tensor& t, int64_t b, int64_t T, int64_t head, in
 struct Tiler {
   const AttnDims& d;
   const at::Tensor& masked;  // [1 or B, T, T] bool, or undefined: causal
-  at::Tensor diag;           // [block, block] bool, true above the diagonal (causal case)
   double div;
 
-  Tiler(const AttnDims& dims, const at::Tensor& m) : d(dims), masked(m), div(std::sqrt(double(dims.head_dim))) {
-    if (!masked.defined()) diag = at::ones({d.block, d.block}, at::kBool).triu(1);
-  }
+  Tiler(const AttnDims& dims, const at::Tensor& m) : d(dims), masked(m), div(std::sqrt(double(dims.head_dim))) {}
   at::Tensor probs(const at::Tensor& q, const at::Tensor& k, int64_t b, int64_t r0, int64_t tb,
                    at::Tensor out) const {
     const int64_t e = r0 + tb;
-    at::Tensor s = at::mm(q.narrow(0, r0, tb), k.narrow(0, 0, e).t());  // [tb, e] compute dtype
+    at::Tensor qt = q.narrow(0, r0, tb), kt = k.narrow(0, 0, e).t();
+    const bool in_place = out.defined() && q.scalar_type() == at::kFloat;
+    at::Tensor s = in_place ? at::mm_out(out, qt, kt) : at::mm(qt, kt);  // [tb, e] compute dtype
     if (!d.q_scaled) s.div_(div);
     s = s.to(at::kFloat);
-    const float ninf = -std::numeric_limits<float>::infinity();
-    if (masked.defined()) {
-      at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
-      s.masked_fill_(mb.narrow(0, r0, tb).narrow(1, 0, e), ninf);
-    } else {  // causal: only the diagonal block of the tile has keys past its queries
-      s.narrow(1, r0, tb).masked_fill_(diag.narrow(0, 0, tb).narrow(1, 0, tb), ninf);
+    if (!masked.defined()) {  // causal: each row's mask is its length
+      if (out.defined() && !in_place) s = out.copy_(s);
+      causal_softmax_(s.data_ptr<float>(), tb, e, r0);
+      return s;
     }
+    at::Tensor mb = masked.size(0) == 1 ? masked[0] : masked[b];
+    s.masked_fill_(mb.narrow(0, r0, tb).narrow(1, 0, e), -std::numeric_limits<float>::infinity());
     if (!out.defined()) return at::softmax(s, -1);
     at::_softmax_out(out, s, -1, false);
     return out;
@@ -138,7 +74,7 @@ void attention_forward(const AttnDims& dims, const at::Tensor& q, const at::Tens
                                  probs.size(1) == attention_probs_per_head(d)),
             "attention: probs buffer ", probs.sizes());
   const Tiler tiler(d, masked);
-  run_tasks(B * nkv, [&](int64_t task) {
+  TaskPool::run(B * nkv, [&](int64_t task) {
     const int64_t b = task / nkv, g = task % nkv;
     at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
     for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
@@ -161,7 +97,7 @@ void attention_backward(const AttnDims& dims, const at::Tensor& q, const at::Ten
   const int64_t B = d.B, T = d.T, hd = d.head_dim, nkv = d.kv_heads, rep = d.heads / d.kv_heads;
   const at::ScalarType dt = q.scalar_type();
   const Tiler tiler(d, masked);
-  run_tasks(B * nkv, [&](int64_t task) {
+  TaskPool::run(B * nkv, [&](int64_t task) {
     const int64_t b = task / nkv, g = task % nkv;
     at::Tensor kb = head_view(k, b, T, g, hd), vb = head_view(v, b, T, g, hd);
     at::Tensor dkb = head_view(dk, b, T, g, hd), dvb = head_view(dv, b, T, g, hd);
@@ -179,7 +115,8 @@ void attention_backward(const AttnDims& dims, const at::Tensor& q, const at::Ten
         dvb_e.addmm_(p.to(dt).t(), dob_t);                          // dV += P^T dO
         at::Tensor dp = at::mm(dob_t, vb.narrow(0, 0, e).t()).to(at::kFloat);  // [tb, e]
         // softmax backward in fp32; masked entries have p = 0, so their gradient is 0
-        at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat).to(dt);
+        softmax_backward_(p.data_ptr<float>(), dp.data_ptr<float>(), tb, e);
+        at::Tensor ds = dp.to(dt);
         if (!d.q_scaled) ds.div_(tiler.div);
         at::Tensor dqt = dqb.narrow(0, r0, tb);
         at::mm_out(dqt, ds, kb.narrow(0, 0, e));                    // dQ = dS K

@@ -3,8 +3,8 @@
 // Why not the model's batched version: LibTorch's CPU bmm on [B*heads, T, head_dim] runs
 // ~10x below the matmul peak here, and the [B, heads, T, T] score tensor makes every
 // elementwise pass (scale, mask, softmax, cast) a trip through memory. Instead, work is
-// split into (sequence, kv head) tasks run by plain threads (see run_tasks in the .cpp for
-// why not at::parallel_for); each task runs its heads with single-threaded BLAS on
+// split into (sequence, kv head) tasks run by plain threads (task_pool.h says why not
+// at::parallel_for); each task runs its heads with single-threaded BLAS on
 // [block, keys] score tiles that stay in cache, in query blocks that stop at the block's
 // last key, so the causal upper triangle is never computed. Nothing of size T x T is
 // kept for the backward: it recomputes each tile's probabilities with the same ops, so

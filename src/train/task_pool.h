@@ -9,6 +9,7 @@
 // the second thread started its first task ~15 ms late and 2 threads ran no faster than 1.
 #pragma once
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <dlfcn.h>
 
 #include <atomic>
@@ -57,8 +58,9 @@ class SingleThreaded {
 class TaskPool {
  public:
   // fn(task) for every task in [0, n), on at::get_num_threads() threads (the caller is one
-  // of them) taking tasks from a shared counter. The first exception a task throws is
-  // rethrown here after every thread has stopped taking tasks.
+  // of them) taking tasks from a shared counter. Tasks see the caller's thread-local ATen
+  // state (grad mode above all), as at::parallel_for's do. The first exception a task
+  // throws is rethrown here after every thread has stopped taking tasks.
   static void run(int64_t n, const std::function<void(int64_t)>& fn) {
     // Never destroyed: its idle threads just end with the process (a fatal error may call
     // exit() from any thread, and a joining destructor would then wait on itself).
@@ -78,6 +80,7 @@ class TaskPool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       fn_ = &fn;
+      state_ = at::ThreadLocalState();
       n_ = n;
       next_.store(0);
       error_ = nullptr;
@@ -107,7 +110,10 @@ class TaskPool {
         seen = job_;
         --helpers_;
       }
-      work();
+      {
+        at::ThreadLocalStateGuard caller(state_);
+        work();
+      }
       std::lock_guard<std::mutex> lock(mu_);
       if (--busy_ == 0) done_.notify_one();
     }
@@ -130,6 +136,7 @@ class TaskPool {
   int64_t n_ = 0;
   std::atomic<int64_t> next_{0};
   std::exception_ptr error_;
+  at::ThreadLocalState state_;  // the caller's, for the workers
   uint64_t job_ = 0;
   int helpers_ = 0, busy_ = 0;
 };

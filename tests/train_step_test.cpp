@@ -254,6 +254,33 @@ TEST(Backprop, RecomputeIsBitwiseIdentical) {
   expect_bitwise(again, plain, "recompute, full");
 }
 
+TEST(Backprop, RowSlicesOnThreadsMatchAutograd) {
+  // With 3 intra-op threads and no dropout, run() splits the rows into 3 slices run side by
+  // side; the result must still be the autograd one, and the same bits every time
+  // (with and without recomputation), also in full-parameter mode and with packed rows.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(3);
+  for (bool packed : {false, true}) {
+    LoraFixture f(at::kFloat, 0.0);
+    Batch b = make_test_batch(packed, 26);
+    ASSERT_GE(b.rows(), 3);
+    Grads ref = autograd_step(f.model, f.set.get(), f.params, b, 7);
+    Grads got = manual_step(f.model, f.set.get(), f.params, b, 7, false);
+    expect_close(got, ref, 1e-5, packed ? "slices, packed" : "slices");
+    expect_bitwise(manual_step(f.model, f.set.get(), f.params, b, 7, false), got, "slices again");
+    expect_bitwise(manual_step(f.model, f.set.get(), f.params, b, 7, true), got, "slices, recompute");
+  }
+  LlamaModel m = LlamaModel::random(tiny_config(false), 6, at::kFloat, 0.08);
+  std::vector<at::Tensor> params;
+  for (auto& [n, w] : m.named_weights()) params.push_back(w.requires_grad_(true));
+  Batch b = make_test_batch(true, 27);
+  Grads ref = autograd_step(m, nullptr, params, b, 0);
+  Grads got = manual_step(m, nullptr, params, b, 0, false);
+  for (auto& p : params) p.requires_grad_(false);
+  at::set_num_threads(threads);
+  expect_close(got, ref, 1e-5, "slices, full");
+}
+
 TEST(Backprop, FullMatchesAutograd) {
   for (bool tied : {false, true}) {
     LlamaModel m = LlamaModel::random(tiny_config(tied), 6, at::kFloat, 0.08);

@@ -55,7 +55,9 @@ class Backprop {
   Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute);
 
   // Forward and backward of one micro-batch: adds d(sum of token losses)/d(parameter) to
-  // every trainable parameter's .grad() (allocating zeros when undefined).
+  // every trainable parameter's .grad() (allocating zeros when undefined). With several
+  // intra-op threads and no dropout, the batch's rows are split into one slice per thread,
+  // each run single-threaded, and the slices' gradients are added in slice order.
   LossSum run(const Batch& b);
 
   bool recompute() const { return recompute_; }
@@ -97,6 +99,8 @@ class Backprop {
     bool keep_probs = false;   // attention probabilities fit kProbsBudget
   };
 
+  int row_slices(const Batch& b) const;  // how many row slices run() runs side by side
+  LossSum run_rows(const Batch& b);      // run() of one slice, on this thread's threads
   // keep: s will be differentiated (keeps the attention probabilities when they fit)
   at::Tensor layer_forward(size_t i, const at::Tensor& x, LayerState& s, const Ctx& c, bool keep);
   at::Tensor layer_backward(size_t i, LayerState& s, const at::Tensor& dy, const Ctx& c);

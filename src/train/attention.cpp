@@ -70,6 +70,7 @@ void attention_forward(const AttnDims& dims, const at::Tensor& q, const at::Tens
   d.block = std::max<int64_t>(1, std::min(d.block, d.T));
   const int64_t B = d.B, T = d.T, hd = d.head_dim, nkv = d.kv_heads, rep = d.heads / d.kv_heads;
   ABM_CHECK(q.size(0) == B * T && out.size(0) == B * T, "attention: rows ", q.size(0), " vs B*T ", B * T);
+  ABM_CHECK(q.device().is_cpu(), "attention: CPU tensors only (its softmax kernel reads host memory)");
   ABM_CHECK(!probs.defined() || (probs.size(0) == B * d.heads &&
                                  probs.size(1) == attention_probs_per_head(d)),
             "attention: probs buffer ", probs.sizes());

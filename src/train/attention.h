@@ -3,12 +3,12 @@
 // Why not the model's batched version: LibTorch's CPU bmm on [B*heads, T, head_dim] runs
 // ~10x below the matmul peak here, and the [B, heads, T, T] score tensor makes every
 // elementwise pass (scale, mask, softmax, cast) a trip through memory. Instead, work is
-// split into (sequence, kv head) tasks run by plain threads (task_pool.h says why not
-// at::parallel_for); each task runs its heads with single-threaded BLAS on
-// [block, keys] score tiles that stay in cache, in query blocks that stop at the block's
-// last key, so the causal upper triangle is never computed. Nothing of size T x T is
-// kept for the backward: it recomputes each tile's probabilities with the same ops, so
-// they are bitwise those of the forward.
+// split into (sequence, kv head) tasks run on task_pool.h's threads; each task runs its
+// heads with single-threaded BLAS on [block, keys] score tiles that stay in cache, in
+// query blocks that stop at the block's last key, so the causal upper triangle is never
+// computed, and one fused pass (causal_softmax.h) masks and normalizes each tile. The
+// backward reads the probabilities the forward kept, or recomputes each tile with the
+// same ops (the same bits) when there was no room to keep them.
 //
 // Semantics are the model's (HF LlamaAttention): scores = (q k^T) / sqrt(head_dim) in the
 // compute dtype, masked, softmax in fp32, probabilities cast to the compute dtype, times v;

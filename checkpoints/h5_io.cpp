@@ -122,18 +122,7 @@ double get_f64(hid_t obj, const char* name) {
   return read_scalar<double>(obj, name, H5T_NATIVE_DOUBLE);
 }
 
-std::string get_str(hid_t obj, const char* name) {
-  H5Id a(ABM_H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT)), H5Aclose);
-  H5Id type(ABM_H5_CHECK(H5Aget_type(a)), H5Tclose);
-  ABM_CHECK(ABM_H5_CHECK(H5Tget_class(type)) == H5T_STRING &&
-                ABM_H5_CHECK(H5Tis_variable_str(type)) == 0,
-            "attribute ", name, " is not a fixed-length string");
-  size_t n = H5Tget_size(type);
-  ABM_CHECK(n > 0, "H5Tget_size(", name, ") failed: ", h5_error_string());
-  std::string buf(n, '\0');
-  ABM_H5_CHECK(H5Aread(a, type, buf.data()));
-  return std::string(buf.c_str());
-}
+std::string get_str(hid_t obj, const char* name) { return h5_read_str_attr(obj, name); }
 
 uint64_t attrs_hash(hid_t obj) {
   std::vector<std::string> names;

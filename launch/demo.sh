@@ -17,12 +17,7 @@ BASE=models/default
 RUN=${RUN:-runs/demo}
 
 # --- 0. Install and build ---------------------------------------------------------------
-bash launch/setup.sh
-if [ -z "${ABMLORA:-}" ]; then
-  bash launch/build.sh --target abmlora
-  ABMLORA=$PWD/build/abmlora
-fi
-export ABMLORA
+source launch/binary.sh
 ABM=$ABMLORA
 [ -f "$BASE/model.safetensors" ] || {
   echo "demo: $BASE missing (remake it: bash launch/make_default_model.sh)" >&2; exit 2; }

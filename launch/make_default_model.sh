@@ -37,12 +37,7 @@ HIDDEN=$((256 * WIDTH)); INTER=$((688 * WIDTH)); LAYERS=6; HEADS=8; KV=4; VOCAB=
 MAXLEN=256; BATCH=16; MICRO=8; WARMUP=30; HELDOUT=1000
 
 t_all=$(date +%s)
-bash launch/setup.sh
-if [ -z "${ABMLORA:-}" ]; then
-  bash launch/build.sh --target abmlora
-  ABMLORA=$PWD/build/abmlora
-fi
-export ABMLORA
+source launch/binary.sh
 ABM=$ABMLORA
 echo "make_default_model: seed $SEED, width $WIDTH, $STEPS steps on $RANKS ranks -> $OUT"
 if [ "${FINISH_ONLY:-0}" = 1 ]; then

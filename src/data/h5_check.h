@@ -79,3 +79,21 @@ class H5Id {
                          ::abm::cat(#call " failed: ", ::abm::h5_error_string()));         \
     return r_;                                                                             \
   }())
+
+namespace abm {
+
+// A fixed-length string attribute, the kind the checkpoint and the token cache both write.
+inline std::string h5_read_str_attr(hid_t obj, const char* name) {
+  H5Id a(ABM_H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT)), H5Aclose);
+  H5Id type(ABM_H5_CHECK(H5Aget_type(a)), H5Tclose);
+  ABM_CHECK(ABM_H5_CHECK(H5Tget_class(type)) == H5T_STRING &&
+                ABM_H5_CHECK(H5Tis_variable_str(type)) == 0,
+            "attribute ", name, " is not a fixed-length string");
+  size_t n = H5Tget_size(type);
+  ABM_CHECK(n > 0, "H5Tget_size(", name, ") failed: ", h5_error_string());
+  std::string buf(n, '\0');
+  ABM_H5_CHECK(H5Aread(a, type, buf.data()));
+  return std::string(buf.c_str());
+}
+
+}  // namespace abm

@@ -112,22 +112,9 @@ uint64_t read_u64(hid_t obj, const char* name) {
   return v;
 }
 
-std::string read_str(hid_t obj, const char* name) {
-  H5Id a(ABM_H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT)), H5Aclose);
-  H5Id type(ABM_H5_CHECK(H5Aget_type(a)), H5Tclose);
-  ABM_CHECK(ABM_H5_CHECK(H5Tget_class(type)) == H5T_STRING &&
-                ABM_H5_CHECK(H5Tis_variable_str(type)) == 0,
-            "attribute ", name, " is not a fixed-length string");
-  size_t n = H5Tget_size(type);
-  ABM_CHECK(n > 0, "H5Tget_size(", name, ") failed: ", h5_error_string());
-  std::string buf(n, '\0');
-  ABM_H5_CHECK(H5Aread(a, type, buf.data()));
-  return std::string(buf.c_str());
-}
-
 // Reads the arrays and rebuilds the examples; throws when anything does not add up.
 TokenizedFile read_checked(hid_t f, uint64_t file_size, const CacheKey& key, std::string& mismatch) {
-  ABM_CHECK(read_str(f, "format") == kFormat, "not an abmlora token cache");
+  ABM_CHECK(h5_read_str_attr(f, "format") == kFormat, "not an abmlora token cache");
   uint64_t version = read_u64(f, "format_version");
   if (version != kVersion) mismatch = cat("format version ", version, ", expected ", kVersion);
   else if (read_u64(f, "data_hash") != key.data_hash) mismatch = "made from other data";
@@ -145,7 +132,7 @@ TokenizedFile read_checked(hid_t f, uint64_t file_size, const CacheKey& key, std
                 flat.offsets[0] == 0 && flat.offsets[n] == int64_t(flat.ids.size()),
             "inconsistent array sizes");
   TokenizedFile out;
-  out.format = parse_data_format(read_str(f, "data_format"), "token cache data_format");
+  out.format = parse_data_format(h5_read_str_attr(f, "data_format"), "token cache data_format");
   out.json_array = read_u64(f, "json_array") != 0;
   out.examples.resize(n);
   for (int64_t i = 0; i < n; ++i) {

@@ -28,7 +28,7 @@ namespace abm {
 //     of it, and after the call every rank's `student` holds all stages' results; or
 //   - exactly this rank's stage of abm_stage_plan() (abm-init loads only that, so a rank
 //     needs memory for its share of the model): each rank keeps its own stage's adapters,
-//     and gather_named_tensors() collects them for the export.
+//     and gather_named_tensors() (sharding/gather_named.h) collects them for the export.
 AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
                              const Dataset& train, Communicator& comm);
 
@@ -38,10 +38,5 @@ void log_abm_memory(const char* phase);
 
 // The stages abm_initialize_staged splits the model into.
 std::vector<StagePlan> abm_stage_plan(const LlamaConfig& mc, int stages, const AbmConfig& cfg);
-
-// Collective: every rank's tensors (any dtype, returned as fp32), in rank order, on `root`
-// (empty elsewhere) — e.g. each stage's AdapterSet::named_tensors() for one PEFT export.
-// Sent one tensor at a time, so no rank holds more than its own share plus one tensor.
-NamedTensors gather_named_tensors(const NamedTensors& mine, Communicator& comm, int root = 0);
 
 }  // namespace abm

@@ -11,6 +11,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
+#include "sharding/gather_named.h"
 #include "sharding/stage_loader.h"
 #include "sharding/stage_map.h"
 #include "train/train_config.h"

@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "core/timer.h"
 #include "data/example.h"
+#include "train/layer_kernels.h"
 #include "train/task_pool.h"
 
 namespace abm {
@@ -53,77 +54,6 @@ at::Tensor& grad_of(const at::Tensor& p) {
   at::Tensor& g = const_cast<at::Tensor&>(p).mutable_grad();
   if (!g.defined()) g = at::zeros_like(p);
   return g;
-}
-
-// HF LlamaRMSNorm exactly as model/llama_layer.cpp computes it; r = 1 / rms, [N, 1] fp32.
-at::Tensor rms_forward(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& r) {
-  at::Tensor h = x.to(at::kFloat);
-  at::Tensor var = h.pow(2).mean(-1, /*keepdim=*/true);
-  r = at::rsqrt(var + eps);
-  return w * (h * r).to(x.scalar_type());
-}
-
-// d/dx of w * (x r).to(dt): dx = r dn - x r^3 mean(dn x), dn = (dy w) in fp32. dw (full
-// mode) accumulates sum over rows of dy * n.
-at::Tensor rms_backward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& w,
-                        const at::Tensor& r, bool want_dw) {
-  at::Tensor h = x.to(at::kFloat);
-  if (want_dw) grad_of(w).add_((dy * (h * r).to(x.scalar_type())).sum(0));
-  at::Tensor dn = (dy * w).to(at::kFloat);
-  at::Tensor c = (dn * h).mean(-1, /*keepdim=*/true).mul_(r.pow(3));  // [N, 1]
-  return dn.mul_(r).sub_(h * c).to(x.scalar_type());  // h may alias x (fp32)
-}
-
-// RoPE in place on x [N, heads, hd] (rows of any stride, heads and hd contiguous), in one
-// pass: y = x cos + R(x) sin with R(x) = [-x2, x1], i.e. y1 = x1 c - x2 s, y2 = x2 c + x1 s,
-// each product rounded to the dtype before the sum — Rope::apply's ops, so the same bits
-// (at scale 1).
-// backward = the transpose: dx = dy cos + R^T(dy sin), R^T(z) = [z2, -z1].
-// cos/sin [N, 1, hd] contiguous (the halves repeat, as Rope::tables builds them).
-template <typename T, bool kBackward>
-void rope_kernel(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, float scale) {
-  const int64_t N = x.size(0), heads = x.size(1), hd = x.size(2), half = hd / 2;
-  const int64_t rs = x.stride(0);
-  ABM_CHECK(x.stride(2) == 1 && x.stride(1) == hd && cos.is_contiguous() && sin.is_contiguous(),
-            "rope: unexpected layout");
-  T* base = x.data_ptr<T>();
-  const T* cb = cos.data_ptr<T>();
-  const T* sb = sin.data_ptr<T>();
-  const T sc = T(scale);
-  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      const T* __restrict c = cb + n * hd;
-      const T* __restrict s = sb + n * hd;
-      for (int64_t h = 0; h < heads; ++h) {
-        T* __restrict p1 = base + n * rs + h * hd;
-        T* __restrict p2 = p1 + half;
-        for (int64_t j = 0; j < half; ++j) {
-          const T a = p1[j], b = p2[j];
-          const T ac = a * c[j], bc = b * c[j + half];
-          T y1, y2;
-          if (!kBackward) {
-            y1 = T(ac - T(b * s[j]));
-            y2 = T(bc + T(a * s[j + half]));
-          } else {
-            y1 = T(ac + T(b * s[j + half]));
-            y2 = T(bc - T(a * s[j]));
-          }
-          p1[j] = T(y1 * sc);
-          p2[j] = T(y2 * sc);
-        }
-      }
-    }
-  });
-}
-// scale multiplies the result (1/sqrt(head_dim) on q folds attention's scaling in here;
-// exact when head_dim is a power of 4, as in LLaMA's 64 and 256).
-void rope_forward_(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, float scale) {
-  if (x.scalar_type() == at::kFloat) rope_kernel<float, false>(x, cos, sin, scale);
-  else rope_kernel<at::BFloat16, false>(x, cos, sin, scale);
-}
-void rope_backward_(at::Tensor dy, const at::Tensor& cos, const at::Tensor& sin, float scale) {
-  if (dy.scalar_type() == at::kFloat) rope_kernel<float, true>(dy, cos, sin, scale);
-  else rope_kernel<at::BFloat16, true>(dy, cos, sin, scale);
 }
 
 // Attention probabilities are kept for the backward when they take at most this per layer.
@@ -435,7 +365,7 @@ at::Tensor Backprop::layer_backward(size_t i, LayerState& s, const at::Tensor& d
   at::Tensor dh;
   {
     ProfSpan span(this, "RMSNorm");
-    dh = rms_backward(dxn2, s.h, l.post_norm, s.r2, full_).add_(dy);
+    dh = rms_backward(dxn2, s.h, l.post_norm, s.r2, full_ ? &grad_of(l.post_norm) : nullptr).add_(dy);
   }
   dxn2 = at::Tensor();
   // attention: h = x + o(attn(rope(q(xn1)) / sqrt(hd), rope(k(xn1)), v(xn1)))
@@ -458,7 +388,7 @@ at::Tensor Backprop::layer_backward(size_t i, LayerState& s, const at::Tensor& d
   at::Tensor dxn1 = at::empty({N, H}, opts);
   group_backward(i, kAttnIn, dqkv, s.xn1, s, dxn1);
   ProfSpan span(this, "RMSNorm");
-  return rms_backward(dxn1, s.x, l.input_norm, s.r1, full_).add_(dh);
+  return rms_backward(dxn1, s.x, l.input_norm, s.r1, full_ ? &grad_of(l.input_norm) : nullptr).add_(dh);
 }
 
 LossSum Backprop::head_loss(const at::Tensor& x, const at::Tensor& labels, const Ctx& c,
@@ -489,7 +419,7 @@ LossSum Backprop::head_loss(const at::Tensor& x, const at::Tensor& labels, const
     at::mm_out(dxc, dd, head_);
     if (full_) grad_of(head_).addmm_(dd.t(), xc);
   }
-  dx = rms_backward(dxn, x, norm_, r, full_);
+  dx = rms_backward(dxn, x, norm_, r, full_ ? &grad_of(norm_) : nullptr);
   return out;
 }
 

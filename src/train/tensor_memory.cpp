@@ -1,6 +1,8 @@
 #include "train/tensor_memory.h"
 
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <malloc.h>
 
 #include <atomic>
 
@@ -17,28 +19,26 @@ void add(int64_t n) {
   }
 }
 
-struct Counted {  // the wrapped allocation and its size, owned by the outer DataPtr
-  c10::DataPtr inner;
-  int64_t bytes;
-};
-
-void release(void* ctx) {
-  auto* c = static_cast<Counted*>(ctx);
-  g_current.fetch_sub(c->bytes);
-  delete c;  // frees through the inner allocator's deleter
+// Every allocation is a plain c10::alloc_cpu block whose DataPtr context is the data
+// pointer itself, as c10's own CPU allocator makes them: oneDNN's bf16 kernels take scratch
+// memory through Allocator::raw_allocate, which asserts exactly that (a wrapping context
+// failed there with "dptr.get() == dptr.get_context()"). The size freed is read back with
+// malloc_usable_size, so both ends count the same bytes.
+void release(void* p) {
+  g_current.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)));
+  c10::free_cpu(p);
 }
 
 struct CountingAllocator final : c10::Allocator {
-  explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
-  c10::DataPtr allocate(size_t n) const override {
-    c10::DataPtr inner = base_->allocate(n);
-    void* data = inner.get();
-    c10::Device device = inner.device();
-    auto* c = new Counted{std::move(inner), static_cast<int64_t>(n)};
-    add(c->bytes);
-    return {data, c, &release, device};
+  c10::DataPtr allocate(size_t n) override {
+    void* p = n ? c10::alloc_cpu(n) : nullptr;
+    if (p) add(static_cast<int64_t>(malloc_usable_size(p)));
+    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
   }
-  c10::Allocator* base_;
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
 };
 
 }  // namespace
@@ -46,7 +46,7 @@ struct CountingAllocator final : c10::Allocator {
 void TensorMemory::install() {
   if (g_installed.exchange(true)) return;
   // Owned by c10 from here on (SetCPUAllocator's contract); priority above the default.
-  c10::SetCPUAllocator(new CountingAllocator(c10::GetCPUAllocator()), /*priority=*/1);
+  c10::SetCPUAllocator(new CountingAllocator(), /*priority=*/1);
 }
 
 bool TensorMemory::installed() { return g_installed.load(); }

@@ -9,7 +9,7 @@ namespace abm {
 
 class TensorMemory {
  public:
-  // Wraps the current CPU allocator (idempotent). Tensors allocated before are not counted
+  // Replaces the CPU allocator with a counting one (idempotent). Tensors allocated before are not counted
   // (their frees are not either).
   static void install();
   static bool installed();

@@ -13,7 +13,7 @@
 
 #include "lora/lora_config.h"
 #include "model/safetensors.h"  // NamedTensors
-#include "train/lr_schedule.h"
+#include "optim/lr_schedule.h"
 
 namespace abm {
 

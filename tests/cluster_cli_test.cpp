@@ -158,6 +158,25 @@ TEST(Resume, SameWorldSizeIsBitwise) {
                 (s.tmp / "same/adapter/adapter_model.safetensors")).status, 0);
 }
 
+// bf16 compute resumes bitwise too, and --dtype auto keeps the dtype the run started with
+// (RUN/config.ini), even where the measurement would now pick the other one. The measured
+// figures are overridden (ABM_MATMUL_GFLOPS), so the test does not depend on this CPU.
+TEST(Resume, Bf16IsBitwiseAndAutoKeepsTheRunsDtype) {
+  Shared& s = shared();
+  s.train(2, "bf16ref", "--dtype bf16", 0);
+  RunResult r = s.train(2, "bf16", "--checkpoint-every 3", 3,
+                        "ABM_TEST_STOP_AT_STEP=4 ABM_MATMUL_GFLOPS=fp32=100,bf16=150");
+  EXPECT_NE(r.output.find("train: compute dtype bf16 (--dtype auto: bf16 matmul 150 GFLOP/s vs "
+                          "fp32 100"), std::string::npos) << r.output;
+  r = s.train(2, "bf16", "--checkpoint-every 3 --resume auto", 0, "ABM_MATMUL_GFLOPS=fp32=100,bf16=149");
+  EXPECT_NE(r.output.find("train: compute dtype bf16 (--dtype auto: kept from"), std::string::npos)
+      << r.output;
+  expect_bitwise(abm::read_checkpoint(s.ckpt("bf16ref", 8)), abm::read_checkpoint(s.ckpt("bf16", 8)));
+  // ... and bf16 really differs from the fp32 run.
+  EXPECT_NE(run("cmp -s " + (s.tmp / "ref/adapter/adapter_model.safetensors") + " " +
+                (s.tmp / "bf16/adapter/adapter_model.safetensors")).status, 0);
+}
+
 // Elastic: 2 ranks -> stop -> 1 rank -> stop -> 3 ranks reads the same global batches as the
 // uninterrupted 2-rank run (batch_hash: every (global sample number, row) pair of each
 // step) and ends within 1e-6 of its adapter (measured: 1.5e-8). Not bitwise: the

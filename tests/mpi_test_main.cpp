@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/runtime.h"
 
@@ -24,6 +25,7 @@ int mpi_test_main(int argc, char** argv, const std::function<bool()>& tests) {
   testing::InitGoogleTest(&argc, argv);
   Runtime::init(&argc, &argv);
   Runtime::set_threads(1);
+  setenv("ABM_MATMUL_GFLOPS", "fp32=1,bf16=1", 0);  // --dtype auto: fp32 (test_main.cpp)
   if (Runtime::rank() != 0) {
     auto& listeners = testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

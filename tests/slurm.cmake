@@ -9,4 +9,5 @@ add_test(NAME slurm_smoke
 add_test(NAME slurm_requeue
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm_test.sh requeue $<TARGET_FILE:abmlora>)
 set_tests_properties(slurm_smoke slurm_requeue PROPERTIES
-  LABELS slurm TIMEOUT 900 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+  LABELS slurm TIMEOUT 900 RUN_SERIAL TRUE SKIP_RETURN_CODE 77
+  ENVIRONMENT "ABM_MATMUL_GFLOPS=fp32=1,bf16=1")  # --dtype auto: fp32 (test_main.cpp)

@@ -9,9 +9,11 @@
 
 #include "model/safetensors.h"
 #include "test_util.h"
-#include "train/adamw.h"
-#include "train/grad_buffer.h"
-#include "train/lr_schedule.h"
+#include "optim/adamw.h"
+#include "optim/grad_buffer.h"
+#include "optim/lr_schedule.h"
+#include "core/check.h"
+#include "train/compute_dtype.h"
 
 using namespace abm;
 using namespace abm::test;
@@ -135,4 +137,41 @@ TEST(Train, BadGlobalBatchListsValidValues) {
   RunResult r = run(cmd);
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("global"), std::string::npos) << r.output;
+}
+
+// --dtype auto: bf16 exactly when its measured matmul throughput is >= 1.5x fp32's; the
+// figures come from ABM_MATMUL_GFLOPS here, so the test does not depend on this CPU.
+TEST(Train, DtypeAutoPicksBf16WhereItIsMeasuredFaster) {
+  EXPECT_EQ(abm::pick_faster_dtype(100, 150), at::kBFloat16);
+  EXPECT_EQ(abm::pick_faster_dtype(100, 149.9), at::kFloat);
+  EXPECT_EQ(abm::pick_faster_dtype(100, 4), at::kFloat);  // emulated bf16 (AVX2 only)
+  abm::LlamaConfig c;
+  c.hidden = 4096;
+  c.intermediate = 11008;
+  const char* env = std::getenv("ABM_MATMUL_GFLOPS");
+  const std::string saved = env ? env : "";
+  setenv("ABM_MATMUL_GFLOPS", "fp32=111,bf16=916", 1);  // an AMX Xeon core
+  abm::DtypeChoice d = abm::resolve_compute_dtype("auto", c, nullptr);
+  EXPECT_EQ(d.dtype, at::kBFloat16);
+  EXPECT_EQ(d.fp32_gflops, 111);
+  EXPECT_NE(d.why.find("bf16 (--dtype auto: bf16 matmul 916 GFLOP/s vs fp32 111 at [256x1024]x[1024x1024]"),
+            std::string::npos) << d.why;
+  setenv("ABM_MATMUL_GFLOPS", "fp32=120,bf16=160", 1);
+  EXPECT_EQ(abm::resolve_compute_dtype("auto", c, nullptr).dtype, at::kFloat);
+  // A forced dtype is not measured.
+  d = abm::resolve_compute_dtype("bf16", c, nullptr);
+  EXPECT_EQ(d.dtype, at::kBFloat16);
+  EXPECT_EQ(d.fp32_gflops, 0);
+  EXPECT_THROW(abm::resolve_compute_dtype("fp16", c, nullptr), abm::Error);
+  setenv("ABM_MATMUL_GFLOPS", "fp32=1", 1);
+  EXPECT_THROW(abm::resolve_compute_dtype("auto", c, nullptr), abm::Error);
+  // Unset: really measured, both figures positive.
+  unsetenv("ABM_MATMUL_GFLOPS");
+  c.hidden = 64;
+  c.intermediate = 128;
+  d = abm::resolve_compute_dtype("auto", c, nullptr);
+  EXPECT_GT(d.fp32_gflops, 0);
+  EXPECT_GT(d.bf16_gflops, 0);
+  EXPECT_NE(d.why.find(", measured, "), std::string::npos) << d.why;
+  if (!saved.empty()) setenv("ABM_MATMUL_GFLOPS", saved.c_str(), 1);
 }

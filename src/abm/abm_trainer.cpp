@@ -8,8 +8,6 @@
 #include "core/timer.h"
 #include "data/sampler.h"
 #include "lora/init.h"
-#include "train/adamw.h"
-#include "train/grad_buffer.h"
 
 namespace abm {
 AbmTrainer::AbmTrainer(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
@@ -59,32 +57,39 @@ void AbmTrainer::capture_base_teacher() {
   student_.set_enabled(true);
 }
 
-double AbmTrainer::step(int64_t s) {
-  for (auto& p : params_) p.mutable_grad() = at::Tensor();
-  student_.set_train(true);
+StepEngineOptions abm_step_options(const AbmConfig& cfg) {
+  StepEngineOptions o;
+  o.batch = cfg.batch;
+  o.micro = cfg.micro_batch;
+  o.seed = cfg.seed;
+  o.dropout_tag = "abm-step";
+  o.mean_over_count = false;  // the boundary loss is normalized by the step's known tokens
+  o.adamw.weight_decay = cfg.weight_decay;
+  o.schedule.peak = cfg.lr;
+  o.schedule.kind = "constant";
+  return o;
+}
+
+MicroResult AbmTrainer::micro_step(int64_t s, const SampleRange& r) {
   const int64_t N = rb_.size();
   // The step's token count over all ranks is known everywhere (every rank holds the batch).
   std::vector<int64_t> all;
   for (int64_t n = s * cfg_.batch; n < (s + 1) * cfg_.batch; ++n) all.push_back(n % N);
   const double denom = double(rb_.tokens(all)) * double(units_);
-  double loss = 0;
   GateTaps taps(model_, layers_);
-  for (const SampleRange& r : rank_slice(s, cfg_.batch, comm_.rank(), comm_.size(), cfg_.micro_batch)) {
-    std::vector<int64_t> which = cycled_samples(r, N);
-    PaddedSamples p = pad_samples(rb_, which);
-    // Dropout masks depend on (seed, global sample number) only, like the trainer's.
-    student_.reseed_dropout(module_seed(cfg_.seed, std::to_string(r.begin), "abm-step"));
-    model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
-    at::Tensor L = at::zeros({}, at::kFloat);
-    for (size_t j = 0; j < layers_.size(); ++j) {
-      at::Tensor on = padded_signs(teacher_, j, which, p.ids.size(1));
-      L = L + boundary_loss_sum(taps.output(j), on, p.real, cfg_.margin) * (coef_[j] / denom);
-    }
-    taps.clear();
-    L.backward();
-    loss += L.item<double>();
+  std::vector<int64_t> which = cycled_samples(r, N);
+  PaddedSamples p = pad_samples(rb_, which);
+  model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
+  at::Tensor L = at::zeros({}, at::kFloat);
+  for (size_t j = 0; j < layers_.size(); ++j) {
+    at::Tensor on = padded_signs(teacher_, j, which, p.ids.size(1));
+    L = L + boundary_loss_sum(taps.output(j), on, p.real, cfg_.margin) * (coef_[j] / denom);
   }
-  return loss;  // this rank's part; the caller's all-reduce makes it global
+  taps.clear();
+  L.backward();
+  MicroResult m;
+  m.loss = L.item<double>();  // this micro-batch's part of the step's loss
+  return m;
 }
 
 void add_to_report(at::Tensor& acc, const GateTaps& taps, const std::vector<at::Tensor>& on,
@@ -141,21 +146,11 @@ BoundaryReport AbmTrainer::report() {
 
 std::vector<double> AbmTrainer::optimize() {
   ABM_CHECK(teacher_.layers == layers_, "the teacher signs were captured for other layers");
-  AdamWOptions ao;
-  ao.weight_decay = cfg_.weight_decay;
-  AdamW opt(params_, ao);
-  GradBuffer grads(params_);
+  StepEngine engine(params_, abm_step_options(cfg_), comm_, &student_);
   std::vector<double> losses;
-  for (int64_t s = 0; s < cfg_.steps; ++s) {
-    at::Tensor loss = at::tensor({step(s)}, at::kDouble);
-    grads.gather();
-    grads.all_reduce(&comm_, 1.0);
-    grads.scatter();
-    opt.step(cfg_.lr);
-    comm_.all_reduce(loss);
-    losses.push_back(loss.item<double>());
-  }
-  for (auto& p : params_) p.mutable_grad() = at::Tensor();
+  for (int64_t s = 0; s < cfg_.steps; ++s)
+    losses.push_back(engine.step(s, [&](const MicroBatch& mb) { return micro_step(s, mb.samples); }).loss);
+  engine.release_grads();
   student_.set_train(false);
   return losses;
 }

@@ -16,6 +16,7 @@
 #include "abm/teacher.h"
 #include "comm/communicator.h"
 #include "lora/adapter_set.h"
+#include "optim/step_engine.h"
 
 namespace abm {
 
@@ -34,6 +35,10 @@ void add_to_report(at::Tensor& acc, const GateTaps& taps, const std::vector<at::
 // Collective: true when every LoRA B of layers [first, last) is zero on every rank of
 // `comm` (kaiming/gaussian inits). The student then computes exactly the base (base + 0).
 bool all_b_zero(const AdapterSet& student, int64_t first, int64_t last, Communicator& comm);
+
+// The step engine's settings for ABM: AdamW at a constant lr, no clipping, the boundary
+// loss already normalized, dropout streams tagged "abm-step".
+StepEngineOptions abm_step_options(const AbmConfig& cfg);
 
 struct AbmResult {
   std::vector<int64_t> layers;   // selected absolute layers of this range
@@ -62,7 +67,6 @@ class AbmTrainer {
   void capture_base_teacher();
   void set_teacher(TeacherSigns t) { teacher_ = std::move(t); }
 
-  double step(int64_t s);        // forward + backward of step s; returns this rank's loss part
   BoundaryReport report();       // over the whole batch, sharded over ranks, dropout off
   std::vector<double> optimize();  // cfg.steps AdamW steps; the global loss of each
   AbmResult run();               // report, optimize, report
@@ -79,6 +83,8 @@ class AbmTrainer {
   Communicator& comm_;
   const std::vector<at::Tensor>* inputs_;
   BoundaryReport finish(at::Tensor acc);  // sums acc over ranks
+  // The objective: forward + backward of one micro-batch of step s.
+  MicroResult micro_step(int64_t s, const SampleRange& r);
 
   TeacherSigns teacher_;
   at::Tensor before_;  // the "before" accumulator from the teacher pass, or undefined

@@ -6,8 +6,7 @@
 #include "abm/abm_trainer.h"
 #include "abm/gate_tap.h"
 #include "lora/init.h"
-#include "train/adamw.h"
-#include "train/grad_buffer.h"
+#include "optim/step_engine.h"
 
 namespace abm {
 namespace {
@@ -80,40 +79,33 @@ std::vector<double> shard_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& 
   return losses;
 }
 
-// Replica q takes its slice of each step's samples; the stage's replicas sum gradients.
+// Replica q takes its slice of each step's samples (the engine's group is the stage's R
+// replicas, ranked by q); the stage's replicas sum gradients and losses.
 std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& student,
                                     const RepresentativeBatch& rb, const TeacherSigns& t) {
-  std::vector<at::Tensor> params = student.parameters(st.begin(), st.end());
-  AdamWOptions ao;
-  ao.weight_decay = cfg.weight_decay;
-  AdamW opt(params, ao);
-  GradBuffer grads(params);
+  StepEngine engine(student.parameters(st.begin(), st.end()), abm_step_options(cfg), *st.group,
+                    &student);
   const int64_t N = rb.size(), units = st.view.config().intermediate;
   std::vector<double> losses;
-  int64_t id = 0;
+  int64_t id = 0;  // micro-batch number: the transport's message tag
   for (int64_t s = 0; s < cfg.steps; ++s) {
-    for (auto& p : params) p.mutable_grad() = at::Tensor();
-    student.set_train(true);
     std::vector<int64_t> all = cycled_samples({s * cfg.batch, (s + 1) * cfg.batch}, N);
     const double denom = double(rb.tokens(all)) * double(units);
-    double loss = 0;
     // Without recomputation the whole stage is tapped; recomputed_step taps one layer at a
     // time (a stage-wide tap would keep every layer's graph alive again).
     std::optional<GateTaps> taps;
     if (!cfg.recompute) taps.emplace(st.view, st.layers);
-    for (const SampleRange& r : rank_slice(s, cfg.batch, st.q, st.R, cfg.micro_batch)) {
-      std::vector<int64_t> which = cycled_samples(r, N);
+    StepTotals tot = engine.step(s, [&](const MicroBatch& mb) {
+      std::vector<int64_t> which = cycled_samples(mb.samples, N);
       PaddedSamples p = pad_samples(rb, which);
-      // The same dropout masks as the one-stage run: seeded per module and sample number.
-      const uint64_t seed = module_seed(cfg.seed, std::to_string(r.begin), "abm-step");
-      student.reseed_dropout(seed);
+      MicroResult m;
       at::Tensor x = stage_input(st, st.view, p, id);  // [b, T, hidden]
       if (cfg.recompute) {
         at::Tensor g_in;
-        loss += recomputed_step(st, cfg, student, t, p, which, seed, denom, x, id, g_in);
+        m.loss = recomputed_step(st, cfg, student, t, p, which, mb.dropout_seed, denom, x, id, g_in);
         if (!st.first()) st.link->send_backward(g_in, id);
         ++id;
-        continue;
+        return m;
       }
       if (!st.first()) x.requires_grad_(true);
       at::Tensor out = st.view.forward_layers(x);
@@ -138,16 +130,14 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
       }
       if (!roots.empty()) torch::autograd::backward(roots, seeds);
       if (!st.first()) st.link->send_backward(x.grad().defined() ? x.grad() : at::zeros_like(x), id);
-      loss += L.item<double>();
+      m.loss = L.item<double>();
       ++id;
-    }
-    grads.gather();  // undefined gradients become zeros, as in the one-stage trainer
-    grads.all_reduce(st.group, 1.0);  // sum over the stage's replicas (none: a no-op)
-    grads.scatter();
-    opt.step(cfg.lr);
-    losses.push_back(loss);
+      return m;
+    });
+    // Summed over the replicas; replica 0 alone reports it (the caller sums over the world).
+    losses.push_back(st.q == 0 ? tot.loss : 0.0);
   }
-  for (auto& p : params) p.mutable_grad() = at::Tensor();
+  engine.release_grads();
   student.set_train(false);
   return losses;
 }

@@ -14,6 +14,7 @@
 #include "sharding/gather_named.h"
 #include "sharding/stage_loader.h"
 #include "sharding/stage_map.h"
+#include "train/compute_dtype.h"
 #include "train/train_config.h"
 
 namespace abm {
@@ -35,6 +36,8 @@ int cmd_abm_init(int argc, char** argv) {
   abm.seed = cfg.seed;
   opts.print_table();
   auto comm = make_mpi_communicator();
+  int threads = Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them
+  log0("abm-init: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
 
   LlamaModel model;
   DataSplits data;
@@ -45,7 +48,9 @@ int cmd_abm_init(int argc, char** argv) {
     cfg.validate(comm->size());
     abm.validate(comm->size());
     ABM_REQUIRE(!cfg.full, "abm-init initializes LoRA adapters; --full makes no sense here");
-    const at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
+    const at::ScalarType dtype = command_dtype("abm-init", cfg.dtype, cfg.model, comm.get());
+    cfg.dtype = compute_dtype_name(dtype);
+    opts.set("dtype", cfg.dtype);
     const at::ScalarType storage =
         weight_dtype.empty() ? at::ScalarType::Undefined : parse_dtype(weight_dtype, "--weight-dtype");
     const StageMap map(comm->size(), abm.stages);
@@ -67,8 +72,6 @@ int cmd_abm_init(int argc, char** argv) {
     lc.validate_for(model.config());
     student = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
   });
-  int threads = Runtime::set_threads(cfg.threads);
-  log0("abm-init: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
 
   if (model.first() > 0 || model.last() < model.config().layers)
     log_all("abm-init: this rank loaded layers [", model.first(), ", ", model.last(), ") of ",

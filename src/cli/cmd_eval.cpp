@@ -6,13 +6,14 @@
 #include "core/options.h"
 #include "lora/peft_io.h"
 #include "model/tokenizer.h"
+#include "train/compute_dtype.h"
 #include "train/evaluate.h"
 
 namespace abm {
 
 int cmd_eval(int argc, char** argv) {
   struct {
-    std::string model, adapter, data, tokenizer, format = "auto", tmpl = "auto", dtype = "fp32";
+    std::string model, adapter, data, tokenizer, format = "auto", tmpl = "auto", dtype = "auto";
     int64_t max_length = 512, micro_batch = 4;
     bool truncate = false, train_on_inputs = false;
     int threads = 0;
@@ -28,18 +29,19 @@ int cmd_eval(int argc, char** argv) {
       ("truncate", po::bool_switch(&cfg.truncate), "cut longer examples instead of failing")
       ("train-on-inputs", po::bool_switch(&cfg.train_on_inputs), "score prompt tokens too")
       ("micro-batch", po::value(&cfg.micro_batch)->default_value(cfg.micro_batch), "sequences per forward")
-      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: fp32 | bf16")
+      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: auto (measured) | fp32 | bf16")
       ("threads", po::value(&cfg.threads)->default_value(0), "intra-op threads per rank (0 = cores / ranks)");
   if (!opts.parse(argc, argv)) return 0;
   opts.print_table();
   auto comm = make_mpi_communicator();
+  Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them
   LlamaModel model;
   DataSplits data;
   std::unique_ptr<PeftAdapter> adapter;
   Runtime::agree([&] {
     ABM_REQUIRE(cfg.micro_batch > 0, "--micro-batch must be positive");
     LoadOptions lo;
-    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
+    lo.dtype = command_dtype("eval", cfg.dtype, cfg.model, comm.get());
     model = LlamaModel::load(cfg.model, lo);
     if (!cfg.adapter.empty())
       adapter = std::make_unique<PeftAdapter>(import_peft(cfg.adapter, model));
@@ -54,7 +56,6 @@ int cmd_eval(int argc, char** argv) {
     d.vocab_size = model.config().vocab;
     data = load_datasets(d);
   });
-  Runtime::set_threads(cfg.threads);
   EvalResult e = evaluate(model, data.train, cfg.micro_batch, *comm);
   if (Runtime::rank() == 0)
     std::printf("eval: loss %.6f perplexity %.4f targets %ld\n", e.loss, e.ppl(), e.targets);

@@ -8,6 +8,7 @@
 #include "lora/peft_io.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
+#include "train/compute_dtype.h"
 
 namespace abm {
 namespace {
@@ -15,7 +16,7 @@ namespace {
 struct GenerateConfig {
   std::string model;
   std::string adapter;  // PEFT directory
-  std::string dtype = "fp32";
+  std::string dtype = "auto";
   std::string prompt;
   std::string ids;  // "1,2,3": token ids instead of a text prompt
   int64_t max_new_tokens = 64;
@@ -50,7 +51,7 @@ int cmd_generate(int argc, char** argv) {
   Options opts("generate", "Generate from a model directory (HF layout).");
   opts.add()("model", po::value(&cfg.model)->required(), "model directory (config.json + safetensors)")
       ("adapter", po::value(&cfg.adapter)->default_value(""), "LoRA adapter directory (PEFT format)")
-      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: fp32 | bf16")
+      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: auto (measured) | fp32 | bf16")
       ("prompt", po::value(&cfg.prompt)->default_value(""), "text prompt (needs DIR/tokenizer.model)")
       ("ids", po::value(&cfg.ids)->default_value(""), "prompt as token ids, e.g. 1,42,7 (default: BOS)")
       ("max-new-tokens", po::value(&cfg.max_new_tokens)->default_value(cfg.max_new_tokens), "tokens to generate")
@@ -62,6 +63,7 @@ int cmd_generate(int argc, char** argv) {
       ("print-ids", po::bool_switch(&cfg.print_ids), "print the generated token ids");
   if (!opts.parse(argc, argv)) return 0;
   opts.print_table();
+  int threads = Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them
 
   LlamaModel model;
   std::unique_ptr<Tokenizer> tok;
@@ -72,7 +74,8 @@ int cmd_generate(int argc, char** argv) {
     ABM_REQUIRE(cfg.temperature >= 0, "--temperature must be >= 0");
     ABM_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "--top-p must be in (0, 1]");
     LoadOptions lo;
-    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
+    lo.dtype = command_dtype("generate", cfg.dtype, cfg.model, nullptr);
+    cfg.dtype = compute_dtype_name(lo.dtype);
     model = LlamaModel::load(cfg.model, lo);
     if (!cfg.adapter.empty()) adapter = std::make_unique<PeftAdapter>(import_peft(cfg.adapter, model));
     std::string tp = tokenizer_path(cfg.model);
@@ -90,7 +93,6 @@ int cmd_generate(int argc, char** argv) {
       ABM_REQUIRE(id >= 0 && id < model.config().vocab, "prompt token id ", id,
                   " is outside the vocabulary [0, ", model.config().vocab, ")");
   });
-  int threads = Runtime::set_threads(cfg.threads);
   log0("generate: ", cfg.model, ", ", cfg.dtype, ", ", threads, " thread(s) per rank");
 
   SampleOptions so;

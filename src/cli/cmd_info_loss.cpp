@@ -8,6 +8,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
+#include "train/compute_dtype.h"
 #include "train/train_config.h"
 
 namespace abm {
@@ -23,6 +24,7 @@ int cmd_info_loss(int argc, char** argv) {
   if (cfg.steps == 0 && cfg.epochs == 0) cfg.steps = 1;  // no training happens here
   opts.print_table();
   auto comm = make_mpi_communicator();
+  Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them
 
   LlamaModel model;
   DataSplits data;
@@ -31,7 +33,7 @@ int cmd_info_loss(int argc, char** argv) {
     cfg.validate(1);  // the probe is split over ranks, not by micro-batch divisibility
     ABM_REQUIRE(!cfg.full, "info-loss measures an adapter; --full makes no sense here");
     LoadOptions lo;
-    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
+    lo.dtype = command_dtype("info-loss", cfg.dtype, cfg.model, comm.get());
     model = LlamaModel::load(cfg.model, lo);
     data = load_datasets(cfg.data_options(model.config().vocab));
     ABM_REQUIRE(data.train.size() > 0, cfg.data, ": no training rows");
@@ -43,7 +45,6 @@ int cmd_info_loss(int argc, char** argv) {
       adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
     }
   });
-  Runtime::set_threads(cfg.threads);
   Sampler sampler(data.train.size(), cfg.seed);
   std::vector<int64_t> rows;
   for (int64_t n = 0; n < std::min(cfg.global_batch, data.train.size()); ++n)

@@ -2,6 +2,8 @@
 // the checkpoint to continue from, run ABM (fresh runs only), run the data-parallel
 // trainer, evaluate, export. `pretrain` is `train --full` (all weights). Exit 0 = done,
 // 2 = error, 3 = stopped early with a checkpoint (kExitRequeue: requeue with --resume auto).
+#include <fstream>
+
 #include "abm/abm_init.h"
 #include "abm/info_loss.h"
 #include "checkpoints/fingerprint.h"
@@ -13,6 +15,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "lora/peft_io.h"
+#include "train/compute_dtype.h"
 #include "train/trainer.h"
 
 namespace abm {
@@ -67,6 +70,26 @@ bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, const D
   return true;
 }
 
+// --dtype: fp32 for --full (the weights are the trained masters); on resume, what the run
+// chose when it started (RUN/config.ini), so a continuation computes as the run did;
+// otherwise resolve_compute_dtype (auto measures).
+at::ScalarType train_dtype(const TrainConfig& cfg, Communicator& comm) {
+  if (cfg.dtype == "auto" && cfg.full) {
+    log0("train: compute dtype fp32 (--full trains the weights themselves)");
+    return at::kFloat;
+  }
+  if (cfg.dtype == "auto" && !cfg.resume.empty()) {
+    std::ifstream in(cfg.out + "/config.ini");
+    for (std::string line; std::getline(in, line);)
+      if (line == "dtype = fp32" || line == "dtype = bf16") {
+        log0("train: compute dtype ", line.substr(8), " (--dtype auto: kept from ", cfg.out,
+             "/config.ini, resuming)");
+        return parse_dtype(line.substr(8), "--dtype");
+      }
+  }
+  return command_dtype("train", cfg.dtype, cfg.model, &comm);
+}
+
 int run_train(int argc, char** argv, bool pretrain) {
   // First: a signal from here on (Slurm's warning, scancel) stops at the first step
   // boundary with a checkpoint instead of killing the process.
@@ -84,6 +107,8 @@ int run_train(int argc, char** argv, bool pretrain) {
   abm.seed = cfg.seed;
   opts.print_table();
   auto comm = make_mpi_communicator();
+  int threads = Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them
+  log0("train: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
 
   // 1. Plan: every input is checked on every rank; one bad rank stops all with one line.
   LlamaModel model;
@@ -91,11 +116,13 @@ int run_train(int argc, char** argv, bool pretrain) {
   std::unique_ptr<AdapterSet> adapters;
   Runtime::agree([&] {
     cfg.validate(comm->size());
-    ABM_REQUIRE(!cfg.full || cfg.dtype == "fp32", "--full trains in fp32 only (use --dtype fp32)");
+    ABM_REQUIRE(!cfg.full || cfg.dtype != "bf16", "--full trains in fp32 only (use --dtype fp32)");
     ABM_REQUIRE(!cfg.full || cfg.info_loss_every == 0, "--info-loss-every measures LoRA adapters, not --full");
     if (cfg.init == "abm") abm.validate(comm->size());
     LoadOptions lo;
-    lo.dtype = parse_dtype(cfg.dtype, "--dtype");
+    lo.dtype = train_dtype(cfg, *comm);
+    cfg.dtype = compute_dtype_name(lo.dtype);
+    opts.set("dtype", cfg.dtype);  // RUN/config.ini and the checkpoints record the choice
     model = LlamaModel::load(cfg.model, lo);
     data = load_datasets(cfg.data_options(model.config().vocab));
     ABM_REQUIRE(data.train.size() > 0, cfg.data, ": no training rows");
@@ -112,8 +139,6 @@ int run_train(int argc, char** argv, bool pretrain) {
       adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
     }
   });
-  int threads = Runtime::set_threads(cfg.threads);
-  log0("train: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
   if (adapters) log0("LoRA: ", adapters->modules().size(), " modules, ", adapters->num_params(),
                      " trainable parameters (r ", adapters->config().r, ", scale ",
                      adapters->config().scale(), ")");

@@ -1,5 +1,5 @@
 # The NCCL backend (src/comm/nccl_*.cpp), included by the top-level CMakeLists.txt after
-# cmake/libtorch.cmake. Built exactly when LibTorch's CUDA is linked (ABM_CUDA on), against
+# cmake/libtorch.cmake; abm_nccl_sources(ROOM) adds its sources to the comm room. Built exactly when LibTorch's CUDA is linked (ABM_CUDA on), against
 # the same libnccl LibTorch loads: the one its RUNPATH names, <torch>/../nvidia/nccl (the
 # wheel's layout, also in a python site-packages), else $NCCL_HOME, else the toolkit's.
 # One process must never hold two NCCLs.
@@ -23,9 +23,13 @@ if(ABM_CUDA_ON)
   get_filename_component(_nccl_dir "${NCCL_LIBRARY}" DIRECTORY)
   target_link_libraries(abm_nccl_deps INTERFACE ${NCCL_LIBRARY} CUDA::cudart "-Wl,-rpath,${_nccl_dir}")
   add_library(abm::nccl ALIAS abm_nccl_deps)
-  file(GLOB ABM_NCCL_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/comm/nccl_*.cpp)
-  target_sources(abmlora_lib PRIVATE ${ABM_NCCL_SOURCES})
-  target_link_libraries(abmlora_lib PUBLIC abm::nccl)
-  target_compile_definitions(abmlora_lib PUBLIC ABM_WITH_NCCL=1)
+  target_link_libraries(abm_settings INTERFACE abm::nccl)
+  target_compile_definitions(abm_settings INTERFACE ABM_WITH_NCCL=1)
 endif()
+function(abm_nccl_sources room)
+  if(ABM_NCCL_ENABLED)
+    file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/comm/nccl_*.cpp)
+    target_sources(${room} PRIVATE ${sources})
+  endif()
+endfunction()
 message(STATUS "NCCL backend: ${ABM_NCCL_ENABLED} (${NCCL_LIBRARY})")

@@ -73,6 +73,11 @@ bool Options::parse_local(int argc, char** argv) {
   return true;
 }
 
+void Options::set(const std::string& name, const std::string& value) {
+  auto it = vm_.find(name);
+  if (it != vm_.end()) it->second.value() = value;
+}
+
 std::string Options::resolved_ini() const {
   std::map<std::string, std::string> sorted;
   for (auto& [k, v] : vm_)

@@ -25,6 +25,8 @@ class Options {
   // option is reported once for the whole job (Runtime::agree), every rank exits 2.
   bool parse(int argc, char** argv);
 
+  // Records what an option resolved to (e.g. --dtype auto -> bf16), for resolved_ini().
+  void set(const std::string& name, const std::string& value);
   // "key = value" lines of every resolved option, sorted; used for tables and run dirs.
   std::string resolved_ini() const;
   void print_table() const;  // rank 0 only

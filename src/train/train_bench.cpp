@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "data/sampler.h"
 #include "lora/adapter_set.h"
+#include "train/compute_dtype.h"
 #include "train/flops.h"
 #include "train/tensor_memory.h"
 #include "train/trainer.h"
@@ -28,13 +29,13 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
   c.vocab = o.vocab;
   c.max_positions = o.seq;
   c.rms_eps = 1e-5;
-  const at::ScalarType dt = parse_dtype(o.dtype, "--dtypes");
-  ABM_REQUIRE(!o.full || dt == at::kFloat, "bench: full training runs in fp32");
+  const at::ScalarType dt = o.full ? at::kFloat : resolve_compute_dtype(o.dtype, c, &comm, "--dtypes").dtype;
+  ABM_REQUIRE(!o.full || o.dtype != "bf16", "bench: full training runs in fp32");
   LlamaModel model = LlamaModel::random(c, 0, dt);
 
   TrainConfig tc;
   tc.out = "";  // no run directory
-  tc.dtype = o.dtype;
+  tc.dtype = compute_dtype_name(dt);
   tc.full = o.full;
   tc.lora_r = o.lora_r;
   tc.lora_alpha = o.lora_alpha;
@@ -70,6 +71,7 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
   }
 
   TrainBenchResult r;
+  r.dtype = compute_dtype_name(dt);
   Trainer trainer(tc, model, adapters.get(), data, comm);
   if (o.attn_block > 0 && trainer.backprop()) trainer.backprop()->set_attention_block(o.attn_block);
   for (auto& p : trainer.params()) r.trainable += p.numel();

@@ -17,7 +17,7 @@ struct TrainBenchOptions {
   int64_t lora_r = 8;
   double lora_alpha = 16, lora_dropout = 0.0;
   std::string targets = "all-linear";
-  std::string dtype = "fp32";
+  std::string dtype = "fp32";  // auto | fp32 | bf16
   std::string backprop = "manual";
   bool recompute = false;
   bool full = false;   // full-parameter training instead of LoRA (fp32)
@@ -29,6 +29,7 @@ struct TrainBenchOptions {
 };
 
 struct TrainBenchResult {
+  std::string dtype;               // the compute dtype used (auto resolved)
   double tokens_per_s = 0;         // global batch tokens / best step time (all ranks)
   double median_tokens_per_s = 0;
   double best_step_s = 0;

@@ -12,7 +12,7 @@ namespace abm {
 void TrainConfig::declare(Options& o) {
   o.add()("model", po::value(&model)->required(), "base model directory (HF layout)")
       ("out", po::value(&out)->default_value(out), "run directory (config, metrics, adapter)")
-      ("dtype", po::value(&dtype)->default_value(dtype), "compute dtype: fp32 | bf16")
+      ("dtype", po::value(&dtype)->default_value(dtype), "compute dtype: auto (bf16 where its matmuls are >= 1.5x faster, measured) | fp32 | bf16")
       ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | adapter | abm (kaiming, then ABM: see --abm-*)")
       ("init-adapter", po::value(&init_adapter)->default_value(""), "PEFT directory for --init adapter")
       ("full", po::bool_switch(&full), "train all weights (no LoRA): for making base models")
@@ -57,7 +57,7 @@ void TrainConfig::declare(Options& o) {
 }
 
 void TrainConfig::validate(int data_ranks) const {
-  parse_dtype(dtype, "--dtype");
+  if (dtype != "auto") parse_dtype(dtype, "--dtype");
   ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "adapter" || init == "abm",
               "--init: unknown \"", init, "\" (kaiming | gaussian | adapter | abm)");
   ABM_REQUIRE((init == "adapter") == !init_adapter.empty(),

@@ -19,79 +19,71 @@ Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters
                  const DataSplits& data, Communicator& comm)
     : cfg_(cfg), model_(model), adapters_(adapters), data_(data), comm_(comm),
       sampler_(data.train.size(), cfg.seed), budget_(cfg.time_budget) {
+  std::vector<at::Tensor> params;
   if (adapters_) {
-    params_ = adapters_->parameters();
+    params = adapters_->parameters();
   } else {
     for (auto& [name, w] : model_.named_weights()) {
       w.requires_grad_(true);
-      params_.push_back(w);
+      params.push_back(w);
     }
   }
-  AdamWOptions ao;
-  ao.weight_decay = cfg.weight_decay;
-  opt_ = std::make_unique<AdamW>(params_, ao);
-  grads_ = std::make_unique<GradBuffer>(params_);
-  if (cfg.backprop == "manual") backprop_ = std::make_unique<Backprop>(model, adapters, cfg.recompute);
   total_ = cfg.total_steps(data.train.size());
-  sched_.peak = cfg.lr;
-  sched_.warmup = cfg.warmup;
-  sched_.total = total_;
-  sched_.min_ratio = cfg.min_lr_ratio;
-  sched_.kind = cfg.schedule;
+  StepEngineOptions o;
+  o.batch = cfg.global_batch;
+  o.micro = cfg.micro_batch;
+  o.seed = cfg.seed;
+  o.dropout_tag = "step";
+  o.mean_over_count = true;
+  o.clip = cfg.clip;
+  o.adamw.weight_decay = cfg.weight_decay;
+  o.schedule.peak = cfg.lr;
+  o.schedule.warmup = cfg.warmup;
+  o.schedule.total = total_;
+  o.schedule.min_ratio = cfg.min_lr_ratio;
+  o.schedule.kind = cfg.schedule;
+  engine_ = std::make_unique<StepEngine>(std::move(params), o, comm, adapters);
+  if (cfg.backprop == "manual") backprop_ = std::make_unique<Backprop>(model, adapters, cfg.recompute);
   peak_gflops_ = matmul_peak_gflops(1024, model.dtype());
   // Nodes of the job, for the scaling report: ranks are spread evenly by launchers.
   nodes_ = std::max(1, comm.size() / std::max(1, Runtime::local_size()));
 }
 
+// The LM objective of one micro-batch: the sum of its token losses (the engine divides by
+// the global batch's target count) and its gradient.
+MicroResult Trainer::lm_loss(const SampleRange& range) {
+  MicroResult m;
+  std::vector<int64_t> rows;
+  for (int64_t n = range.begin; n < range.end; ++n) {
+    rows.push_back(sampler_.global_index(n));
+    uint64_t h = uint64_t(n) * 0x9E3779B97F4A7C15ULL ^ uint64_t(rows.back());
+    m.hash += int64_t(splitmix64(h) >> 32);
+  }
+  Batch b = make_batch(data_.train, rows);
+  if (backprop_) {
+    LossSum ls = backprop_->run(b);
+    m.loss = ls.sum;
+    m.count = ls.count;
+  } else {
+    TokenLoss tl = token_loss_sum(batch_logits(model_, b), b.labels);
+    tl.sum.backward();
+    m.loss = tl.sum.item<double>();
+    m.count = tl.count;
+  }
+  m.positions = b.ids.numel();
+  return m;
+}
+
 StepResult Trainer::train_step() {
   Timer timer;
+  StepTotals t = engine_->step(step_, [this](const MicroBatch& mb) { return lm_loss(mb.samples); });
   StepResult r;
-  r.lr = sched_.at(step_);
-  for (auto& p : params_) p.mutable_grad() = at::Tensor();
-  if (adapters_) adapters_->set_train(true);
-
-  double loss_sum = 0;
-  int64_t targets = 0, positions = 0, hash = 0;
-  const int rank = comm_.rank(), world = comm_.size();
-  for (const SampleRange& range :
-       rank_slice(step_, cfg_.global_batch, rank, world, cfg_.micro_batch)) {
-    std::vector<int64_t> rows;
-    for (int64_t n = range.begin; n < range.end; ++n) {
-      rows.push_back(sampler_.global_index(n));
-      uint64_t h = uint64_t(n) * 0x9E3779B97F4A7C15ULL ^ uint64_t(rows.back());
-      hash += int64_t(splitmix64(h) >> 32);
-    }
-    Batch b = make_batch(data_.train, rows);
-    // Dropout masks depend only on (seed, global sample number), not on which rank runs
-    // the micro-batch, so any world size draws the same masks.
-    if (adapters_) adapters_->reseed_dropout(module_seed(cfg_.seed, std::to_string(range.begin), "step"));
-    if (backprop_) {
-      LossSum ls = backprop_->run(b);
-      loss_sum += ls.sum;
-      targets += ls.count;
-    } else {
-      TokenLoss tl = token_loss_sum(batch_logits(model_, b), b.labels);
-      tl.sum.backward();
-      loss_sum += tl.sum.item<double>();
-      targets += tl.count;
-    }
-    positions += b.ids.numel();
-  }
-  // Totals of the global batch, then the gradient of the global token-weighted mean.
-  at::Tensor totals =
-      at::tensor({loss_sum, double(targets), double(positions), double(hash)}, at::kDouble);
-  comm_.all_reduce(totals);
-  r.loss = totals[0].item<double>();
-  r.targets = static_cast<int64_t>(totals[1].item<double>());
-  r.positions = static_cast<int64_t>(totals[2].item<double>());
-  r.batch_hash = static_cast<int64_t>(totals[3].item<double>());
-  ABM_REQUIRE(r.targets > 0, "step ", step_, ": the global batch has no trained tokens");
-  r.loss /= double(r.targets);
-  grads_->gather();
-  grads_->all_reduce(&comm_, 1.0 / double(r.targets));
-  r.grad_norm = grads_->clip(cfg_.clip);
-  grads_->scatter();
-  opt_->step(r.lr);
+  r.loss = t.loss;
+  r.lr = t.lr;
+  r.grad_norm = t.grad_norm;
+  r.targets = t.count;
+  r.positions = t.positions;
+  r.batch_hash = t.hash;
   ++step_;
   tokens_seen_ += r.targets;
   r.seconds = timer.seconds();
@@ -104,7 +96,7 @@ EvalResult Trainer::evaluate(const Dataset& d) {
 }
 
 void Trainer::check_replicas() {
-  ABM_REQUIRE(identical_on_all_ranks(params_, comm_), "replica drift at step ", step_,
+  ABM_REQUIRE(identical_on_all_ranks(engine_->params(), comm_), "replica drift at step ", step_,
               ": the trainable parameters differ between ranks");
 }
 
@@ -112,8 +104,8 @@ RunEnd Trainer::run() {
   const LlamaConfig& c = model_.config();
   const TestHooks& hooks = TestHooks::get();
   log0("train: ", total_, " steps, global batch ", cfg_.global_batch, " (", comm_.size(),
-       " ranks x micro ", cfg_.micro_batch, " x accumulation ",
-       cfg_.global_batch / (cfg_.micro_batch * comm_.size()), "), ", params_.size(),
+       " ranks x micro ", cfg_.micro_batch, " x accumulation ", engine_->accumulation(), "), ",
+       engine_->params().size(),
        " trainable tensors, matmul peak ", int(peak_gflops_), " GFLOP/s per rank");
   const bool checkpoints = !cfg_.out.empty();  // "" = bench: no run directory
   if (checkpoints) {

@@ -14,11 +14,9 @@
 #include "data/dataset.h"
 #include "data/sampler.h"
 #include "lora/adapter_set.h"
-#include "train/adamw.h"
+#include "optim/step_engine.h"
 #include "train/backprop.h"
 #include "train/evaluate.h"
-#include "train/grad_buffer.h"
-#include "train/lr_schedule.h"
 #include "train/metrics.h"
 #include "train/stop_signal.h"
 #include "train/train_config.h"
@@ -73,9 +71,9 @@ class Trainer {
 
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_; }
-  const std::vector<at::Tensor>& params() const { return params_; }
-  AdamW& optimizer() { return *opt_; }
-  const LrSchedule& schedule() const { return sched_; }
+  const std::vector<at::Tensor>& params() const { return engine_->params(); }
+  AdamW& optimizer() { return engine_->optimizer(); }
+  const LrSchedule& schedule() const { return engine_->schedule(); }
   double peak_gflops() const { return peak_gflops_; }  // matmul peak measured at construction
   Backprop* backprop() { return backprop_.get(); }     // null with --backprop autograd
   // Throws if the trainable parameters differ between ranks (bitwise).
@@ -89,13 +87,11 @@ class Trainer {
   LlamaModel& model_;
   AdapterSet* adapters_;
   const DataSplits& data_;
+  MicroResult lm_loss(const SampleRange& range);  // the objective the engine runs
   Communicator& comm_;
   Sampler sampler_;
-  std::vector<at::Tensor> params_;
-  std::unique_ptr<AdamW> opt_;
-  std::unique_ptr<GradBuffer> grads_;
+  std::unique_ptr<StepEngine> engine_;
   std::unique_ptr<Backprop> backprop_;  // null: LibTorch autograd through the model
-  LrSchedule sched_;
   int64_t step_ = 0, total_ = 0;
   int64_t tokens_seen_ = 0;
   int nodes_ = 1;

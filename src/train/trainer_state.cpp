@@ -36,15 +36,16 @@ CheckpointState Trainer::state() const {
   s.lora.reset();
   if (adapters_) s.lora = adapters_->config();
   s.trainable = adapters_ ? adapters_->named_tensors() : model_.named_weights();
-  const AdamWOptions& o = opt_->options();
-  s.optimizer.step = opt_->steps();
+  const AdamW& opt = engine_->optimizer();
+  const AdamWOptions& o = opt.options();
+  s.optimizer.step = opt.steps();
   s.optimizer.beta1 = o.beta1;
   s.optimizer.beta2 = o.beta2;
   s.optimizer.eps = o.eps;
   s.optimizer.weight_decay = o.weight_decay;
-  s.optimizer.exp_avg = opt_->exp_avg();
-  s.optimizer.exp_avg_sq = opt_->exp_avg_sq();
-  s.scheduler = sched_;
+  s.optimizer.exp_avg = opt.exp_avg();
+  s.optimizer.exp_avg_sq = opt.exp_avg_sq();
+  s.scheduler = engine_->schedule();
   s.sampler_seed = cfg_.seed;
   s.rng = {{kTorchCpu, at::detail::getDefaultCPUGenerator().get_state()}};
   return s;
@@ -72,16 +73,16 @@ void Trainer::restore(const CheckpointState& s) {
       dst.copy_(s.trainable[i].second);
     }
   }
-  opt_->load_state(s.optimizer.step, s.optimizer.exp_avg, s.optimizer.exp_avg_sq);
+  engine_->optimizer().load_state(s.optimizer.step, s.optimizer.exp_avg, s.optimizer.exp_avg_sq);
   // The run's schedule is the checkpoint's: a requeued run follows the same curve even if
   // a flag that shapes it (--steps, --warmup, --lr) was changed in between.
-  const LrSchedule& f = sched_;
+  const LrSchedule& f = engine_->schedule();
   if (f.peak != s.scheduler.peak || f.warmup != s.scheduler.warmup || f.total != s.scheduler.total ||
       f.kind != s.scheduler.kind || f.min_ratio != s.scheduler.min_ratio)
     log0("resume: the learning-rate schedule of the checkpoint (", s.scheduler.kind, ", peak ",
          s.scheduler.peak, ", warmup ", s.scheduler.warmup, ", total ", s.scheduler.total,
          ") differs from the flags; continuing with the checkpoint's");
-  sched_ = s.scheduler;
+  engine_->set_schedule(s.scheduler);
   for (const auto& [name, t] : s.rng)
     if (name == kTorchCpu) {
       at::Generator gen = at::detail::getDefaultCPUGenerator();

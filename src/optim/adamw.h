@@ -27,6 +27,8 @@ class AdamW {
   const AdamWOptions& options() const { return o_; }
   int64_t steps() const { return step_; }
   std::vector<at::Tensor>& exp_avg() { return m_; }     // per param, same shape
+  const std::vector<at::Tensor>& exp_avg() const { return m_; }
+  const std::vector<at::Tensor>& exp_avg_sq() const { return v_; }
   std::vector<at::Tensor>& exp_avg_sq() { return v_; }  // per param, same shape
 
  private:

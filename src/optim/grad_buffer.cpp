@@ -1,4 +1,4 @@
-#include "train/grad_buffer.h"
+#include "optim/grad_buffer.h"
 
 namespace abm {
 

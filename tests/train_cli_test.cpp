@@ -150,3 +150,16 @@ TEST(TrainCli, RecomputeLeavesTheRunUnchanged) {
   EXPECT_FALSE(pa.empty());
   EXPECT_EQ(pa, bytes(f.tmp / "rc/adapter/adapter_model.safetensors"));
 }
+
+// `bench --what train --dtypes fp32,bf16,auto` runs every row to the end (bf16 once died on
+// an AVX512-BF16/AMX CPU right after the fp32 row, in oneDNN's scratch allocation through
+// the step-memory counter), on a small geometry.
+TEST(TrainCli, BenchTrainRunsFp32AndBf16) {
+  RunResult r = run_ok(kBin + " bench --what train --dtypes fp32,bf16,auto --train-threads 1 "
+                       "--train-hidden 64 --train-layers 2 --train-heads 4 --train-kv-heads 4 "
+                       "--train-intermediate 128 --train-vocab 256 --train-seq 32 --micro-batch 2 "
+                       "--steps 1 --warmup 1 --recompute off,on --eager none");
+  for (std::string row : {"fp32      manual    off", "bf16      manual    off", "bf16      manual    on",
+                          "auto:fp32 manual    off"})
+    EXPECT_NE(r.output.find(row), std::string::npos) << row << "\n" << r.output;
+}

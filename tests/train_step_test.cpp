@@ -3,7 +3,10 @@
 // LoRA and full-parameter, GQA, padding, packing, dropout, bf16; and activation
 // recomputation, which must give bitwise the same loss and gradients.
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include "data/batch.h"
 #include "data/loss.h"
@@ -15,6 +18,7 @@
 #include "train/backprop.h"
 #include "train/evaluate.h"
 #include "train/task_pool.h"
+#include "train/tensor_memory.h"
 
 using namespace abm;
 using namespace abm::test;
@@ -330,4 +334,27 @@ TEST(Backprop, Bf16IsAsAccurateAsAutograd) {
   EXPECT_LE(std::abs(ref.loss - exact.loss), 1e-2 * exact.loss);
   Grads again = manual_step(f16.model, f16.set.get(), f16.params, b, 11, true);
   expect_bitwise(again, got, "bf16 recompute");
+}
+
+// The step-memory counter replaces c10's CPU allocator. oneDNN's bf16 kernels take scratch
+// memory through Allocator::raw_allocate, which asserts that a DataPtr's context is its
+// data pointer (it failed with "dptr.get() == dptr.get_context()" on AMX machines when the
+// counter wrapped the allocation), and frees it through raw_deleter.
+TEST(TensorMemory, CountsAndServesRawAllocations) {
+  TensorMemory::install();
+  c10::Allocator* a = c10::GetCPUAllocator();
+  const int64_t before = TensorMemory::current();
+  void* p = a->raw_allocate(1 << 20);
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(TensorMemory::current() - before, 1 << 20);
+  std::memset(p, 1, 1 << 20);
+  a->raw_deallocate(p);
+  EXPECT_EQ(TensorMemory::current(), before);
+  {
+    at::Tensor t = at::ones({1024, 256});  // 1 MiB through the tensor path
+    EXPECT_GE(TensorMemory::current() - before, 1 << 20);
+    at::Tensor u = at::mm(t.to(at::kBFloat16), t.t().to(at::kBFloat16));  // oneDNN bf16
+    EXPECT_EQ(u.scalar_type(), at::kBFloat16);
+  }
+  EXPECT_EQ(TensorMemory::current(), before);
 }

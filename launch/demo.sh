@@ -31,7 +31,7 @@ bash data/prepare_devil.sh "$RUN/data"
 common=(--model "$BASE" --data "$RUN/data/devil.jsonl" --template alpaca --max-length 256
         --truncate --global-batch 16 --micro-batch 4 --steps 60 --lr 3e-3 --warmup 6
         --lora-targets all-linear --lora-r 8 --eval-fraction 0.05 --eval-every 20
-        --info-loss-every 20 --log-every 10 --seed 0)
+        --info-loss-every 20 --log-every 10 --seed 0 --dtype "${DTYPE:-auto}")  # DTYPE=fp32|bf16 forces one
 launch/run -n 2 -- train "${common[@]}" --init kaiming --out "$RUN/lora"
 launch/run -n 2 -- train "${common[@]}" --init abm --out "$RUN/abm"
 

@@ -5,8 +5,9 @@
 namespace abm {
 
 LlamaModel load_stage(const std::string& model_dir, const StagePlan& stage,
-                      at::ScalarType dtype, at::ScalarType storage) {
+                      at::ScalarType dtype, at::ScalarType storage, at::Device device) {
   LoadOptions lo;
+  lo.device = device;
   lo.storage = storage;
   lo.first = stage.first_layer;
   lo.last = stage.last_layer;

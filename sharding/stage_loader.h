@@ -14,6 +14,7 @@ namespace abm {
 // storage: the dtype the matrices are kept in (LoadOptions::storage; Undefined = dtype).
 LlamaModel load_stage(const std::string& model_dir, const StagePlan& stage,
                       at::ScalarType dtype = at::kFloat,
-                      at::ScalarType storage = at::ScalarType::Undefined);
+                      at::ScalarType storage = at::ScalarType::Undefined,
+                      at::Device device = at::kCPU);
 
 }  // namespace abm

@@ -178,7 +178,7 @@ TEST(Comm, RejectsBadTensors) {
   expect_error([&] { g_full->all_reduce(strided); }, "must be contiguous");
   expect_error([&] { g_full->all_gather(strided); }, "must be contiguous");
   at::Tensor meta = at::empty({4}, at::TensorOptions().device(at::kMeta));
-  expect_error([&] { g_full->broadcast(meta, 0); }, "needs a CPU tensor");
+  expect_error([&] { g_full->broadcast(meta, 0); }, "needs a CPU (or CUDA, staged) tensor, got device meta");
   at::Tensor flags = at::zeros({4}, at::kBool);
   expect_error([&] { g_full->send(flags, 0, 1); }, "unsupported dtype");
   at::Tensor ok = at::zeros({4});

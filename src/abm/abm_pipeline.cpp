@@ -58,7 +58,11 @@ AbmRun abm_initialize_staged(const AbmConfig& cfg, LlamaModel& model, AdapterSet
                              const Dataset& train, Communicator& comm) {
   const LlamaConfig& mc = model.config();
   StageMap map(comm.size(), cfg.resolved_stages(comm.size()));
-  StageTransport link(comm, map);
+  // Hidden states and their gradients travel device to device: NCCL between GPUs (or MPI
+  // through the host, ABM_COMM_BACKEND=mpi), MPI between CPUs.
+  std::unique_ptr<Communicator> device_comm;
+  if (!model.device().is_cpu()) device_comm = make_device_communicator(model.device());
+  StageTransport link(device_comm ? *device_comm : comm, map, model.device());
   Stage st;
   st.k = map.stage_of(comm.rank());
   st.S = map.stages();

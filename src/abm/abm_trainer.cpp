@@ -80,7 +80,7 @@ MicroResult AbmTrainer::micro_step(int64_t s, const SampleRange& r) {
   std::vector<int64_t> which = cycled_samples(r, N);
   PaddedSamples p = pad_samples(rb_, which);
   model_.forward_layers(range_input(model_, rb_, which, p.ids, inputs_));
-  at::Tensor L = at::zeros({}, at::kFloat);
+  at::Tensor L = at::zeros({}, at::TensorOptions(at::kFloat).device(model_.device()));
   for (size_t j = 0; j < layers_.size(); ++j) {
     at::Tensor on = padded_signs(teacher_, j, which, p.ids.size(1));
     L = L + boundary_loss_sum(taps.output(j), on, p.real, cfg_.margin) * (coef_[j] / denom);

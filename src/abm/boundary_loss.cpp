@@ -13,11 +13,12 @@ void check_shapes(const at::Tensor& z, const at::Tensor& on, const at::Tensor& r
             "padding mask ", real.sizes(), " does not match ", z.sizes());
 }
 
-// h = max(0, m - tau z) at real tokens, 0 at padding: [B, T, I] fp32. Padding rows are
+// h = max(0, m - tau z) at real tokens, 0 at padding: [B, T, I] fp32 (clamp_min, not relu,
+// which has no meta kernel in LibTorch's C++ build: tests/device_test.cpp). Padding rows are
 // multiplied by 0 (not indexed away) so shapes stay static.
 at::Tensor hinge(const at::Tensor& z, const at::Tensor& on, const at::Tensor& real, double m) {
   at::Tensor tau = on.to(at::kFloat) * 2 - 1;  // [B, T, I] +-1
-  return at::relu(m - tau * z.to(at::kFloat)) * real.unsqueeze(-1).to(at::kFloat);
+  return at::clamp_min(m - tau * z.to(at::kFloat), 0) * real.unsqueeze(-1).to(at::kFloat);
 }
 
 // S = sum h^2 as one autograd node that keeps only its inputs (z is kept by the MLP's
@@ -48,7 +49,8 @@ struct BoundaryLossSum : torch::autograd::Function<BoundaryLossSum> {
 at::Tensor boundary_loss_sum(const at::Tensor& z, const at::Tensor& on, const at::Tensor& real,
                              double margin) {
   check_shapes(z, on, real);
-  return BoundaryLossSum::apply(z, on, real, margin);
+  // The padding mask comes from the CPU (pad_samples); the signs live where they were taken.
+  return BoundaryLossSum::apply(z, on.to(z.device()), real.to(z.device()), margin);
 }
 
 BoundaryCounts boundary_counts(const at::Tensor& z, const at::Tensor& on, const at::Tensor& real,
@@ -56,12 +58,15 @@ BoundaryCounts boundary_counts(const at::Tensor& z, const at::Tensor& on, const 
   check_shapes(z, on, real);
   at::NoGradGuard ng;
   at::Tensor zf = z.to(at::kFloat);
-  at::Tensor r = real.unsqueeze(-1).expand_as(on);                   // [B, T, I]
-  at::Tensor tau = on.to(at::kFloat) * 2 - 1;
+  at::Tensor o = on.to(z.device());
+  at::Tensor r = real.to(z.device()).unsqueeze(-1).expand_as(o);     // [B, T, I]
+  at::Tensor tau = o.to(at::kFloat) * 2 - 1;
+  // One host read for the three counts.
+  at::Tensor n = at::stack({r.sum(), ((zf > 0).eq(o) & r).sum(), ((tau * zf < margin) & r).sum()}).cpu();
   BoundaryCounts c;
-  c.units = r.sum().item<int64_t>();
-  c.agree = ((zf > 0).eq(on) & r).sum().item<int64_t>();
-  c.violations = ((tau * zf < margin) & r).sum().item<int64_t>();
+  c.units = n[0].item<int64_t>();
+  c.agree = n[1].item<int64_t>();
+  c.violations = n[2].item<int64_t>();
   return c;
 }
 

@@ -109,7 +109,7 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
       }
       if (!st.first()) x.requires_grad_(true);
       at::Tensor out = st.view.forward_layers(x);
-      at::Tensor L = at::zeros({}, at::kFloat);
+      at::Tensor L = at::zeros({}, at::TensorOptions(at::kFloat).device(st.view.device()));
       for (size_t j = 0; j < st.layers.size(); ++j) {
         at::Tensor on = padded_signs(t, j, which, p.ids.size(1));
         L = L + boundary_loss_sum(taps->output(j), on, p.real, cfg.margin) * (st.coef[j] / denom);

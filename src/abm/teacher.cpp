@@ -13,7 +13,7 @@ at::Tensor range_input(const LlamaModel& model, const RepresentativeBatch& rb,
   ABM_CHECK(inputs, "layer range [", model.first(), ", ", model.last(),
             ") starts after the embedding: it needs input hidden states");
   const int64_t b = ids.size(0), T = ids.size(1), H = model.config().hidden;
-  at::Tensor h = at::zeros({b, T, H}, at::TensorOptions().dtype(model.dtype()));
+  at::Tensor h = at::zeros({b, T, H}, at::TensorOptions().dtype(model.dtype()).device(model.device()));
   for (int64_t i = 0; i < b; ++i) {
     const at::Tensor& x = inputs->at(which[i]);  // [len, hidden]
     const int64_t len = static_cast<int64_t>(rb.ids[which[i]].size());
@@ -59,7 +59,7 @@ TeacherSigns capture_teacher(LlamaModel& model, const RepresentativeBatch& rb,
 at::Tensor padded_signs(const TeacherSigns& t, size_t j, const std::vector<int64_t>& which,
                         int64_t T) {
   const at::Tensor& first = t.on.at(which.at(0)).at(j);
-  at::Tensor s = at::zeros({int64_t(which.size()), T, first.size(1)}, at::kBool);
+  at::Tensor s = at::zeros({int64_t(which.size()), T, first.size(1)}, first.options());
   for (size_t i = 0; i < which.size(); ++i) {
     const auto& row = t.on.at(which[i]);
     ABM_CHECK(row.size() > j, "no teacher signs for sample ", which[i], " on this rank");

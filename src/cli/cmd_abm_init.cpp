@@ -8,6 +8,7 @@
 #include "abm/abm_init.h"
 #include "abm/abm_pipeline.h"
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
@@ -48,7 +49,8 @@ int cmd_abm_init(int argc, char** argv) {
     cfg.validate(comm->size());
     abm.validate(comm->size());
     ABM_REQUIRE(!cfg.full, "abm-init initializes LoRA adapters; --full makes no sense here");
-    const at::ScalarType dtype = command_dtype("abm-init", cfg.dtype, cfg.model, comm.get());
+    const at::Device device = resolve_device(cfg.device);
+    const at::ScalarType dtype = command_dtype("abm-init", cfg.dtype, cfg.model, comm.get(), device);
     cfg.dtype = compute_dtype_name(dtype);
     opts.set("dtype", cfg.dtype);
     const at::ScalarType storage =
@@ -57,11 +59,12 @@ int cmd_abm_init(int argc, char** argv) {
     if (map.stages() > 1) {
       const LlamaConfig mc = LlamaConfig::load(cfg.model + "/config.json");
       const StagePlan stage = abm_stage_plan(mc, map.stages(), abm)[map.stage_of(comm->rank())];
-      model = load_stage(cfg.model, stage, dtype, storage);
+      model = load_stage(cfg.model, stage, dtype, storage, device);
     } else {
       LoadOptions lo;
       lo.dtype = dtype;
       lo.storage = storage;
+      lo.device = device;
       model = LlamaModel::load(cfg.model, lo);
     }
     select_abm_layers(abm.layers, model.config().layers);

@@ -2,6 +2,7 @@
 // on a dataset, sharded over ranks.
 #include "cli/commands.h"
 #include "comm/communicator.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "core/options.h"
 #include "lora/peft_io.h"
@@ -13,7 +14,7 @@ namespace abm {
 
 int cmd_eval(int argc, char** argv) {
   struct {
-    std::string model, adapter, data, tokenizer, format = "auto", tmpl = "auto", dtype = "auto";
+    std::string model, adapter, data, tokenizer, format = "auto", tmpl = "auto", dtype = "auto", device = "auto";
     int64_t max_length = 512, micro_batch = 4;
     bool truncate = false, train_on_inputs = false;
     int threads = 0;
@@ -30,6 +31,7 @@ int cmd_eval(int argc, char** argv) {
       ("train-on-inputs", po::bool_switch(&cfg.train_on_inputs), "score prompt tokens too")
       ("micro-batch", po::value(&cfg.micro_batch)->default_value(cfg.micro_batch), "sequences per forward")
       ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: auto (measured) | fp32 | bf16")
+      ("device", po::value(&cfg.device)->default_value(cfg.device), "auto | cpu | cuda")
       ("threads", po::value(&cfg.threads)->default_value(0), "intra-op threads per rank (0 = cores / ranks)");
   if (!opts.parse(argc, argv)) return 0;
   opts.print_table();
@@ -41,7 +43,8 @@ int cmd_eval(int argc, char** argv) {
   Runtime::agree([&] {
     ABM_REQUIRE(cfg.micro_batch > 0, "--micro-batch must be positive");
     LoadOptions lo;
-    lo.dtype = command_dtype("eval", cfg.dtype, cfg.model, comm.get());
+    lo.device = resolve_device(cfg.device);
+    lo.dtype = command_dtype("eval", cfg.dtype, cfg.model, comm.get(), lo.device);
     model = LlamaModel::load(cfg.model, lo);
     if (!cfg.adapter.empty())
       adapter = std::make_unique<PeftAdapter>(import_peft(cfg.adapter, model));

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "core/options.h"
 #include "lora/peft_io.h"
@@ -16,7 +17,7 @@ namespace {
 struct GenerateConfig {
   std::string model;
   std::string adapter;  // PEFT directory
-  std::string dtype = "auto";
+  std::string dtype = "auto", device = "auto";
   std::string prompt;
   std::string ids;  // "1,2,3": token ids instead of a text prompt
   int64_t max_new_tokens = 64;
@@ -52,6 +53,7 @@ int cmd_generate(int argc, char** argv) {
   opts.add()("model", po::value(&cfg.model)->required(), "model directory (config.json + safetensors)")
       ("adapter", po::value(&cfg.adapter)->default_value(""), "LoRA adapter directory (PEFT format)")
       ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "compute dtype: auto (measured) | fp32 | bf16")
+      ("device", po::value(&cfg.device)->default_value(cfg.device), "auto | cpu | cuda")
       ("prompt", po::value(&cfg.prompt)->default_value(""), "text prompt (needs DIR/tokenizer.model)")
       ("ids", po::value(&cfg.ids)->default_value(""), "prompt as token ids, e.g. 1,42,7 (default: BOS)")
       ("max-new-tokens", po::value(&cfg.max_new_tokens)->default_value(cfg.max_new_tokens), "tokens to generate")
@@ -74,7 +76,8 @@ int cmd_generate(int argc, char** argv) {
     ABM_REQUIRE(cfg.temperature >= 0, "--temperature must be >= 0");
     ABM_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "--top-p must be in (0, 1]");
     LoadOptions lo;
-    lo.dtype = command_dtype("generate", cfg.dtype, cfg.model, nullptr);
+    lo.device = resolve_device(cfg.device);
+    lo.dtype = command_dtype("generate", cfg.dtype, cfg.model, nullptr, lo.device);
     cfg.dtype = compute_dtype_name(lo.dtype);
     model = LlamaModel::load(cfg.model, lo);
     if (!cfg.adapter.empty()) adapter = std::make_unique<PeftAdapter>(import_peft(cfg.adapter, model));

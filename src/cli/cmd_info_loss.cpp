@@ -5,6 +5,7 @@
 // loss per module kind, per layer and in total; --json FILE writes them.
 #include "abm/info_loss.h"
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
@@ -33,7 +34,8 @@ int cmd_info_loss(int argc, char** argv) {
     cfg.validate(1);  // the probe is split over ranks, not by micro-batch divisibility
     ABM_REQUIRE(!cfg.full, "info-loss measures an adapter; --full makes no sense here");
     LoadOptions lo;
-    lo.dtype = command_dtype("info-loss", cfg.dtype, cfg.model, comm.get());
+    lo.device = resolve_device(cfg.device);
+    lo.dtype = command_dtype("info-loss", cfg.dtype, cfg.model, comm.get(), lo.device);
     model = LlamaModel::load(cfg.model, lo);
     data = load_datasets(cfg.data_options(model.config().vocab));
     ABM_REQUIRE(data.train.size() > 0, cfg.data, ": no training rows");

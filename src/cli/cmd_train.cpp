@@ -11,6 +11,7 @@
 #include "checkpoints/state_broadcast.h"
 #include "cli/commands.h"
 #include "comm/communicator.h"
+#include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/options.h"
@@ -73,7 +74,7 @@ bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, const D
 // --dtype: fp32 for --full (the weights are the trained masters); on resume, what the run
 // chose when it started (RUN/config.ini), so a continuation computes as the run did;
 // otherwise resolve_compute_dtype (auto measures).
-at::ScalarType train_dtype(const TrainConfig& cfg, Communicator& comm) {
+at::ScalarType train_dtype(const TrainConfig& cfg, Communicator& comm, at::Device device) {
   if (cfg.dtype == "auto" && cfg.full) {
     log0("train: compute dtype fp32 (--full trains the weights themselves)");
     return at::kFloat;
@@ -87,7 +88,7 @@ at::ScalarType train_dtype(const TrainConfig& cfg, Communicator& comm) {
         return parse_dtype(line.substr(8), "--dtype");
       }
   }
-  return command_dtype("train", cfg.dtype, cfg.model, &comm);
+  return command_dtype("train", cfg.dtype, cfg.model, &comm, device);
 }
 
 int run_train(int argc, char** argv, bool pretrain) {
@@ -120,7 +121,8 @@ int run_train(int argc, char** argv, bool pretrain) {
     ABM_REQUIRE(!cfg.full || cfg.info_loss_every == 0, "--info-loss-every measures LoRA adapters, not --full");
     if (cfg.init == "abm") abm.validate(comm->size());
     LoadOptions lo;
-    lo.dtype = train_dtype(cfg, *comm);
+    lo.device = resolve_device(cfg.device);
+    lo.dtype = train_dtype(cfg, *comm, lo.device);
     cfg.dtype = compute_dtype_name(lo.dtype);
     opts.set("dtype", cfg.dtype);  // RUN/config.ini and the checkpoints record the choice
     model = LlamaModel::load(cfg.model, lo);

@@ -1,5 +1,5 @@
 // The Communicator: the collectives abmlora needs, independent of the transport.
-// Backends: MPI (CPU tensors, this file's MpiCommunicator) and NCCL (CUDA tensors, later).
+// Backends: MPI (CPU tensors; CUDA tensors staged through the host) and NCCL (CUDA tensors).
 //
 // All tensors must be contiguous; dtypes fp32, bf16, fp16, f64, int32, int64, uint8/int8.
 // Element counts may exceed 2^31: backends split large buffers into chunks.
@@ -36,5 +36,10 @@ class Communicator {
 
 // Communicator over MPI_COMM_WORLD (or a duplicate of a given communicator) for CPU tensors.
 std::unique_ptr<Communicator> make_mpi_communicator();
+
+// The data-parallel group for tensors on `device`: NCCL over the world for CUDA (when
+// built with it and ABM_COMM_BACKEND is not "mpi"), else MPI (device tensors staged).
+// Every rank calls it (NCCL's set-up is collective).
+std::unique_ptr<Communicator> make_device_communicator(at::Device device);
 
 }  // namespace abm

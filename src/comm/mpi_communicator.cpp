@@ -37,6 +37,15 @@ char* at_elem(const at::Tensor& t, int64_t i) {
   return static_cast<char*>(t.data_ptr()) + i * static_cast<int64_t>(t.element_size());
 }
 
+// Device tensors through host memory (the fallback when NCCL is not used): f runs on a
+// CPU copy, whose result is copied back.
+template <typename F>
+void staged(at::Tensor& t, F&& f) {
+  at::Tensor h = t.cpu().contiguous();
+  f(h);
+  t.copy_(h);
+}
+
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(int64_t max_chunk, MPI_Comm group) : max_chunk_(max_chunk) {
@@ -77,8 +86,8 @@ MpiCommunicator::~MpiCommunicator() {
 // Validates t (CPU, contiguous, supported dtype) and returns its element datatype.
 MPI_Datatype MpiCommunicator::mpi_type(const at::Tensor& t, const char* what) const {
   ABM_CHECK(t.defined(), what, ": undefined tensor");
-  ABM_CHECK(t.device().is_cpu(), what, ": MPI backend needs a CPU tensor, got device ",
-            t.device());
+  ABM_CHECK(t.device().is_cpu(), what, ": MPI backend needs a CPU (or CUDA, staged) tensor, "
+            "got device ", t.device());
   ABM_CHECK(t.is_contiguous(), what, ": tensor must be contiguous, got sizes ", t.sizes(),
             " strides ", t.strides());
   switch (t.scalar_type()) {
@@ -103,6 +112,7 @@ MPI_Op MpiCommunicator::mpi_op(at::ScalarType dtype, ReduceOp op) const {
 }
 
 void MpiCommunicator::all_reduce(at::Tensor& t, ReduceOp op) {
+  if (t.is_cuda()) return staged(t, [&](at::Tensor& h) { all_reduce(h, op); });
   MPI_Datatype dt = mpi_type(t, "all_reduce");
   MPI_Op mop = mpi_op(t.scalar_type(), op);
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
@@ -111,6 +121,7 @@ void MpiCommunicator::all_reduce(at::Tensor& t, ReduceOp op) {
 }
 
 void MpiCommunicator::broadcast(at::Tensor& t, int root) {
+  if (t.is_cuda()) return staged(t, [&](at::Tensor& h) { broadcast(h, root); });
   MPI_Datatype dt = mpi_type(t, "broadcast");
   ABM_CHECK(root >= 0 && root < size_, "broadcast: root ", root, " outside [0, ", size_, ")");
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
@@ -122,6 +133,7 @@ void MpiCommunicator::broadcast(at::Tensor& t, int root) {
 // the receive type is `c` elements resized to an extent of n elements, so MPI's implicit
 // per-rank displacement (rank * extent) steps over whole rank blocks without int overflow.
 at::Tensor MpiCommunicator::all_gather(const at::Tensor& mine) {
+  if (mine.is_cuda()) return all_gather(mine.cpu()).to(mine.device());
   MPI_Datatype dt = mpi_type(mine, "all_gather");
   const int64_t n = mine.numel(), esize = mine.element_size();
   at::Tensor out = at::empty({size_ * n}, mine.options());
@@ -144,6 +156,11 @@ at::Tensor MpiCommunicator::all_gather(const at::Tensor& mine) {
 // at most max_chunk/size elements per rank through a staging buffer [<= max_chunk] whose
 // displacements fit, and copies them to their place in the output.
 std::vector<at::Tensor> MpiCommunicator::all_gather_v(const at::Tensor& mine) {
+  if (mine.is_cuda()) {
+    std::vector<at::Tensor> parts = all_gather_v(mine.cpu());
+    for (at::Tensor& p : parts) p = p.to(mine.device());
+    return parts;
+  }
   MPI_Datatype dt = mpi_type(mine, "all_gather_v");
   // meta: [size, 2] = (numel, dtype) of every rank; the dtype agreement check runs on
   // the same gathered data everywhere, so all ranks fail together.
@@ -197,6 +214,7 @@ std::vector<at::Tensor> MpiCommunicator::all_gather_v(const at::Tensor& mine) {
 // Chunks of one message keep their order: MPI does not overtake messages with the same
 // (source, tag, communicator).
 void MpiCommunicator::send(const at::Tensor& t, int dst, int tag) {
+  if (t.is_cuda()) return send(t.cpu(), dst, tag);
   MPI_Datatype dt = mpi_type(t, "send");
   ABM_CHECK(dst >= 0 && dst < size_, "send: destination ", dst, " outside [0, ", size_, ")");
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
@@ -205,6 +223,7 @@ void MpiCommunicator::send(const at::Tensor& t, int dst, int tag) {
 }
 
 void MpiCommunicator::recv(at::Tensor& t, int src, int tag) {
+  if (t.is_cuda()) return staged(t, [&](at::Tensor& h) { recv(h, src, tag); });
   MPI_Datatype dt = mpi_type(t, "recv");
   ABM_CHECK(src >= 0 && src < size_, "recv: source ", src, " outside [0, ", size_, ")");
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {

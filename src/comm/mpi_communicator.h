@@ -1,5 +1,6 @@
 // MpiCommunicator: the Communicator over a private duplicate of MPI_COMM_WORLD, for
-// contiguous CPU tensors.
+// contiguous CPU tensors; CUDA tensors go through a host copy (the fallback where NCCL is
+// not used: correct, not fast).
 //
 // MPI counts are `int`, so every collective moves at most `max_chunk` elements per MPI
 // call (default 2^30) and loops. bf16/fp16 have no MPI type: they travel as an opaque

@@ -7,7 +7,7 @@ bool identical_on_all_ranks(const std::vector<at::Tensor>& tensors, Communicator
   at::NoGradGuard ng;
   uint64_t h = 1469598103934665603ULL;  // FNV-1a over the bytes
   for (const at::Tensor& t : tensors) {
-    at::Tensor c = t.detach().contiguous();
+    at::Tensor c = t.detach().cpu().contiguous();  // device tensors are read on the host
     const uint8_t* b = static_cast<const uint8_t*>(c.data_ptr());
     for (int64_t i = 0, n = c.numel() * c.element_size(); i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
   }

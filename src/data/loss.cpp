@@ -15,8 +15,9 @@ TokenLoss token_loss_sum(const at::Tensor& logits, const at::Tensor& labels) {
   at::Tensor target = at::cat({labels.narrow(1, 1, T - 1), at::full({B, 1}, kIgnore, at::kLong)},
                               1);                                                  // [B, T]
   TokenLoss out;
-  out.count = target.ne(kIgnore).sum().item<int64_t>();
-  out.sum = at::cross_entropy_loss(logits.reshape({B * T, V}), target.reshape({B * T}), {},
+  out.count = target.ne(kIgnore).sum().item<int64_t>();  // where the labels are: the CPU
+  out.sum = at::cross_entropy_loss(logits.reshape({B * T, V}),
+                                   target.to(logits.device()).reshape({B * T}), {},
                                    at::Reduction::Sum, kIgnore);
   return out;
 }

@@ -70,7 +70,8 @@ AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
         w = init_lora(cfg.init, cfg.seed, m.name, cfg.r, d.in, d.out);
       }
       m.lora = std::make_shared<LoraLinear>(w.A, w.B, cfg.scale(), cfg.dropout,
-                                            module_seed(cfg.seed, m.name, "dropout"));
+                                            module_seed(cfg.seed, m.name, "dropout"),
+                                            m.linear->weight.device());
       s.modules_.push_back(std::move(m));
     }
   }

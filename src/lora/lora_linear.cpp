@@ -6,16 +6,28 @@
 
 namespace abm {
 
+namespace {
+
+// A generator of `device`'s kind seeded with `seed`: the CPU's own Mersenne twister, or a
+// copy of the device's default (Philox on CUDA) reseeded, so masks are drawn where x is.
+at::Generator seeded_generator(uint64_t seed, at::Device device) {
+  if (!device.is_cuda()) return at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Generator g = at::globalContext().defaultGenerator(device).clone();
+  g.set_current_seed(seed);
+  return g;
+}
+
+}  // namespace
+
 LoraLinear::LoraLinear(const at::Tensor& A, const at::Tensor& B, double scale, double dropout,
-                       uint64_t dropout_seed)
-    : scale_(scale), dropout_(dropout),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(dropout_seed)) {
+                       uint64_t dropout_seed, at::Device device)
+    : scale_(scale), dropout_(dropout), gen_(seeded_generator(dropout_seed, device)) {
   ABM_CHECK(A.dim() == 2 && B.dim() == 2 && B.size(1) == A.size(0), "LoRA A ", A.sizes(),
             " and B ", B.sizes(), " do not chain");
   ABM_CHECK(dropout >= 0.0 && dropout < 1.0, "dropout ", dropout);
   // clone: the adapter owns its parameters, never aliases a file buffer or a caller's tensor
-  A_ = A.detach().to(at::kFloat).clone().requires_grad_(true);
-  B_ = B.detach().to(at::kFloat).clone().requires_grad_(true);
+  A_ = A.detach().to(device, at::kFloat).clone().requires_grad_(true);
+  B_ = B.detach().to(device, at::kFloat).clone().requires_grad_(true);
 }
 
 at::Tensor LoraLinear::forward(const at::Tensor& x, const at::Tensor& base) const {
@@ -31,9 +43,7 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, const at::Tensor& base) cons
   return at::add(base, delta).to(base.scalar_type());
 }
 
-void LoraLinear::reseed_dropout(uint64_t seed) {
-  gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
-}
+void LoraLinear::reseed_dropout(uint64_t seed) { gen_ = seeded_generator(seed, A_.device()); }
 
 at::Tensor LoraLinear::dropout_state() const { return gen_.get_state(); }
 

@@ -12,9 +12,10 @@ namespace abm {
 
 class LoraLinear : public LinearAdapter {
  public:
-  // A [r, in], B [out, r]: copied to fp32 leaves with requires_grad.
+  // A [r, in], B [out, r]: copied to fp32 leaves with requires_grad on `device` (the
+  // projection's). The dropout stream lives on that device (a CUDA generator on a GPU).
   LoraLinear(const at::Tensor& A, const at::Tensor& B, double scale, double dropout,
-             uint64_t dropout_seed);
+             uint64_t dropout_seed, at::Device device = at::kCPU);
 
   // x [..., in], base = x W^T [..., out] (compute dtype) -> [..., out] in base's dtype.
   // Returns `base` itself when disabled (teacher mode) or merged (the delta is in W).
@@ -41,7 +42,7 @@ class LoraLinear : public LinearAdapter {
   // The dropout stream: reseeding with a step-derived seed makes masks reproducible
   // without saving generator state; the state itself is there for exact checkpoints.
   void reseed_dropout(uint64_t seed);
-  at::Tensor dropout_state() const;  // uint8 tensor (CPU generator state)
+  at::Tensor dropout_state() const;  // uint8 tensor (the generator's state, on the CPU)
   void set_dropout_state(const at::Tensor& state);
 
   // s * B @ A: [out, in] fp32, no autograd.

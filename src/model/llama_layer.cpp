@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/check.h"
 #include "model/rope.h"
 
 namespace abm {
@@ -39,7 +40,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor DecoderLayer::attention(const LlamaConfig& cfg, const at::Tensor& x,
                                    const at::Tensor& cos, const at::Tensor& sin,
-                                   const at::Tensor& allowed, LayerCache cache) const {
+                                   const at::Tensor& allowed, LayerCache cache, bool sdpa) const {
   const int64_t B = x.size(0), T = x.size(1), hd = cfg.head_dim;
   const int64_t nkv = cfg.kv_heads, rep = cfg.heads / cfg.kv_heads;
   at::Tensor qh = q.forward(x).view({B, T, cfg.heads, hd}).transpose(1, 2);  // [B, nh, T, hd]
@@ -53,6 +54,18 @@ at::Tensor DecoderLayer::attention(const LlamaConfig& cfg, const at::Tensor& x,
     kh = cache.k->narrow(2, 0, cache.start + T);  // [B, nkv, S, hd]
     vh = cache.v->narrow(2, 0, cache.start + T);
   }
+  if (sdpa) {
+    // Flash / memory-efficient kernels: no [T, S] scores in memory. A plain causal mask is
+    // passed as is_causal (the flash kernel takes no explicit mask); GQA: query head h reads
+    // kv head h / rep (enable_gqa, HF's repeat_kv order).
+    const std::optional<at::Tensor> mask =
+        allowed.defined() ? std::optional<at::Tensor>(allowed) : std::nullopt;
+    at::Tensor out = at::scaled_dot_product_attention(
+        qh, kh, vh, mask, 0.0, /*is_causal=*/!allowed.defined(), std::nullopt,
+        /*enable_gqa=*/rep > 1);                                         // [B, nh, T, hd]
+    return o.forward(out.transpose(1, 2).reshape({B, T, cfg.heads * hd}));
+  }
+  ABM_CHECK(allowed.defined(), "the materialized attention needs its mask");
   const int64_t S = kh.size(2);
   // GQA without copying K/V: query head h uses kv head h / rep (HF repeat_kv order).
   at::Tensor qg = qh.reshape({B, nkv, rep * T, hd});                   // [B, nkv, rep*T, hd]
@@ -72,8 +85,9 @@ at::Tensor DecoderLayer::mlp(const at::Tensor& x) const {
 
 at::Tensor DecoderLayer::forward(const LlamaConfig& cfg, const at::Tensor& x,
                                  const at::Tensor& cos, const at::Tensor& sin,
-                                 const at::Tensor& allowed, LayerCache cache) const {
-  at::Tensor h = x + attention(cfg, rms_norm(x, input_norm, cfg.rms_eps), cos, sin, allowed, cache);
+                                 const at::Tensor& allowed, LayerCache cache, bool sdpa) const {
+  at::Tensor h = x + attention(cfg, rms_norm(x, input_norm, cfg.rms_eps), cos, sin, allowed,
+                               cache, sdpa);
   return h + mlp(rms_norm(h, post_norm, cfg.rms_eps));
 }
 

@@ -50,11 +50,14 @@ struct DecoderLayer {
   Linear gate, up, down;  // gate/up [inter, hidden], down [hidden, inter]
 
   // x [B, T, hidden]; cos/sin [B, 1, T, hd]; allowed [B, 1, T, S] bool (S = keys incl.
-  // cache) -> [B, T, hidden]
+  // cache; undefined = plain causal, no cache) -> [B, T, hidden]. sdpa: attention through
+  // at::scaled_dot_product_attention instead of fp32 scores materialized here.
   at::Tensor forward(const LlamaConfig& cfg, const at::Tensor& x, const at::Tensor& cos,
-                     const at::Tensor& sin, const at::Tensor& allowed, LayerCache cache) const;
+                     const at::Tensor& sin, const at::Tensor& allowed, LayerCache cache,
+                     bool sdpa = false) const;
   at::Tensor attention(const LlamaConfig& cfg, const at::Tensor& x, const at::Tensor& cos,
-                       const at::Tensor& sin, const at::Tensor& allowed, LayerCache cache) const;
+                       const at::Tensor& sin, const at::Tensor& allowed, LayerCache cache,
+                       bool sdpa = false) const;
   at::Tensor mlp(const at::Tensor& x) const;
 };
 

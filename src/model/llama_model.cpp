@@ -20,6 +20,12 @@ at::ScalarType parse_dtype(const std::string& s, const std::string& option) {
   throw Error(cat(option, ": unknown dtype \"", s, "\" (use fp32 or bf16)"));
 }
 
+bool use_sdpa(const std::string& attention, at::Device device) {
+  ABM_REQUIRE(attention == "auto" || attention == "sdpa" || attention == "math",
+              "--attention: \"", attention, "\" is not auto, sdpa or math");
+  return attention == "sdpa" || (attention == "auto" && device.is_cuda());
+}
+
 LlamaModel LlamaModel::load(const std::string& dir, const LoadOptions& opts) {
   require_dir(dir, "model");
   LlamaConfig cfg = LlamaConfig::load(dir + "/config.json");
@@ -55,6 +61,8 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LoadOptions& opts,
   ABM_REQUIRE(m.first_ >= 0 && m.first_ < m.last_ && m.last_ <= c.layers, origin,
               ": layer range [", m.first_, ", ", m.last_, ") is outside [0, ", c.layers, "]");
   m.dtype_ = opts.dtype;
+  m.device_ = opts.device;
+  m.sdpa_ = use_sdpa(opts.attention, opts.device);
   m.rope_ = Rope(c);
   const int64_t H = c.hidden, I = c.intermediate;
   const at::ScalarType D = opts.dtype;  // norms
@@ -80,22 +88,51 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LoadOptions& opts,
     else
       m.lm_head_ = rd("lm_head.weight", {c.vocab, H}, W);
   }
+  if (!opts.device.is_cpu()) m.to(opts.device);
   return m;
 }
 
+void LlamaModel::to(at::Device device) {
+  at::NoGradGuard ng;
+  auto move = [&](at::Tensor& t) {
+    if (t.defined()) t = t.to(device);
+  };
+  const bool tied = lm_head_.defined() && embed_.defined() && lm_head_.is_same(embed_);
+  move(embed_);
+  move(norm_);
+  if (tied) lm_head_ = embed_;
+  else move(lm_head_);
+  for (DecoderLayer& l : layers_) {
+    for (at::Tensor* t : {&l.input_norm, &l.post_norm, &l.q.weight, &l.k.weight, &l.v.weight,
+                          &l.o.weight, &l.gate.weight, &l.up.weight, &l.down.weight})
+      move(*t);
+  }
+  device_ = device;
+}
+
 LlamaModel LlamaModel::random(const LlamaConfig& c, uint64_t seed, at::ScalarType dtype,
-                              double std) {
+                              double std, at::Device device) {
   LlamaModel m;
   m.cfg_ = c;
   m.first_ = 0;
   m.last_ = c.layers;
   m.dtype_ = dtype;
+  m.device_ = device;
+  m.sdpa_ = use_sdpa("auto", device);
   m.rope_ = Rope(c);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  // The CPU draws in fp32 from its own generator (the weights every CPU test expects); a
+  // GPU draws in place in the weights' dtype from a seeded copy of its generator.
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  if (device.is_cuda()) {
+    gen = at::globalContext().defaultGenerator(device).clone();
+    gen.set_current_seed(seed);
+  }
+  const auto opts = at::TensorOptions().dtype(dtype).device(device);
   auto w = [&](std::vector<int64_t> shape) {
+    if (device.is_cuda()) return at::empty(shape, opts).normal_(0.0, std, gen);
     return at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
   };
-  auto ones = [&](int64_t n) { return at::ones({n}, at::TensorOptions().dtype(dtype)); };
+  auto ones = [&](int64_t n) { return at::ones({n}, opts); };
   const int64_t H = c.hidden, I = c.intermediate;
   m.embed_ = w({c.vocab, H});
   for (int64_t i = 0; i < c.layers; ++i) {
@@ -113,6 +150,7 @@ LlamaModel LlamaModel::random(const LlamaConfig& c, uint64_t seed, at::ScalarTyp
   }
   m.norm_ = ones(H);
   m.lm_head_ = c.tie_embeddings ? m.embed_ : w({c.vocab, H});
+  if (!device.is_cpu() && !device.is_cuda()) m.to(device);  // e.g. meta
   return m;
 }
 
@@ -124,6 +162,8 @@ LlamaModel LlamaModel::range(int64_t first, int64_t last) const {
   m.first_ = first;
   m.last_ = last;
   m.dtype_ = dtype_;
+  m.device_ = device_;
+  m.sdpa_ = sdpa_;
   m.rope_ = rope_;
   if (first == 0) m.embed_ = embed_;
   if (last == cfg_.layers) {
@@ -137,10 +177,12 @@ LlamaModel LlamaModel::range(int64_t first, int64_t last) const {
 at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
   ABM_CHECK(embed_.defined(), "this rank's layer range [", first_, ", ", last_,
             ") has no embedding");
-  ABM_REQUIRE(ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 &&
-                                   ids.max().item<int64_t>() < cfg_.vocab),
-              "token id out of range [0, ", cfg_.vocab, ")");
-  return at::embedding(embed_, ids).to(dtype_);  // no-op unless stored narrower
+  // Checked where the ids are made (the CPU: no device round trip per micro-batch).
+  if (ids.is_cpu())
+    ABM_REQUIRE(ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 &&
+                                     ids.max().item<int64_t>() < cfg_.vocab),
+                "token id out of range [0, ", cfg_.vocab, ")");
+  return at::embedding(embed_, ids.to(embed_.device())).to(dtype_);  // no-op unless stored narrower
 }
 
 at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
@@ -149,19 +191,25 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
   const int64_t start = cache ? cache->length : 0;
   if (cache) ABM_CHECK(start + T <= cache->capacity, "KV cache full: ", start + T, " > ",
                        cache->capacity);
-  if (!positions.defined())
-    positions = at::arange(start, start + T, at::kLong).unsqueeze(0).expand({B, T});
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(h.device());
+  if (!positions.defined()) positions = at::arange(start, start + T, longs).unsqueeze(0).expand({B, T});
+  positions = positions.to(h.device());
+  // Batches give positions 0..T-1 per unpacked row, so "no mask, no cache" is plain causal.
+  const bool plain_causal = !allowed.defined() && start == 0;
   if (!allowed.defined()) {
     // Causal: key j (absolute position j in the cache) is visible to query i if j <= pos_i.
-    at::Tensor keys = at::arange(0, start + T, at::kLong);                // [S]
+    at::Tensor keys = at::arange(0, start + T, longs);                    // [S]
     allowed = (keys.view({1, 1, -1}) <= positions.unsqueeze(-1)).unsqueeze(1);  // [B,1,T,S]
   }
+  allowed = allowed.to(h.device());
+  // Plain causal attention over this call's keys: SDPA takes it as is_causal (flash).
+  at::Tensor mask = sdpa_ && plain_causal ? at::Tensor() : allowed;
   auto [cos, sin] = rope_.tables(positions, dtype_);
   at::Tensor x = h;
   for (size_t i = 0; i < layers_.size(); ++i) {
     LayerCache lc;
     if (cache) lc = {&cache->k[i], &cache->v[i], start};
-    x = layers_[i].forward(cfg_, x, cos, sin, allowed, lc);
+    x = layers_[i].forward(cfg_, x, cos, sin, mask, lc, sdpa_);
   }
   if (cache) cache->length = start + T;
   return x;
@@ -180,7 +228,7 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, KVCache* cache) const {
 KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
   KVCache kv;
   kv.capacity = capacity;
-  auto opts = at::TensorOptions().dtype(dtype_);
+  auto opts = at::TensorOptions().dtype(dtype_).device(device_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     kv.k.push_back(at::zeros({batch, cfg_.kv_heads, capacity, cfg_.head_dim}, opts));
     kv.v.push_back(at::zeros({batch, cfg_.kv_heads, capacity, cfg_.head_dim}, opts));
@@ -218,7 +266,7 @@ void LlamaModel::save(const std::string& dir, at::ScalarType dtype) const {
   LlamaConfig c = cfg_;
   c.torch_dtype = dtype == at::kBFloat16 ? "bfloat16" : "float32";
   NamedTensors w;
-  for (auto& [n, t] : named_weights()) w.push_back({n, t.to(dtype)});
+  for (auto& [n, t] : named_weights()) w.push_back({n, t.to(at::kCPU, dtype)});
   save_safetensors(dir + "/model.safetensors", w, {{"format", "pt"}});
   c.save(dir + "/config.json");
 }

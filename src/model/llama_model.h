@@ -27,7 +27,13 @@ struct LoadOptions {
   // the compute dtype. Autograd paths only (ABM, eval, generate): the trainer's fused
   // backward needs one dtype.
   at::ScalarType storage = at::ScalarType::Undefined;  // Undefined = dtype
+  at::Device device = at::kCPU;  // where the weights live and the model computes
+  std::string attention = "auto";  // auto (sdpa on CUDA, math on the CPU) | sdpa | math
 };
+
+// at::scaled_dot_product_attention (flash / memory-efficient kernels) or the scores
+// materialized in fp32 ("math"); `auto` picks by device.
+bool use_sdpa(const std::string& attention, at::Device device);
 
 at::ScalarType parse_dtype(const std::string& s, const std::string& option);  // fp32|bf16
 
@@ -38,9 +44,10 @@ class LlamaModel {
   static LlamaModel from_tensors(const LlamaConfig& cfg,
                                  const std::map<std::string, at::Tensor>& tensors,
                                  at::ScalarType dtype);
-  // Random weights (N(0, std), norms 1), for tests and for making new base models.
+  // Random weights (N(0, std), norms 1), for tests and for making new base models. On a
+  // CUDA device they are drawn there (a 7B geometry needs no file and no host copy).
   static LlamaModel random(const LlamaConfig& cfg, uint64_t seed, at::ScalarType dtype,
-                           double std = 0.02);
+                           double std = 0.02, at::Device device = at::kCPU);
 
   // Layers [first, last) of this (loaded) model as a model of their own that shares the
   // weights and the attached adapters — a stage's view of a full replica (ABM per stage).
@@ -52,12 +59,18 @@ class LlamaModel {
   bool has_embedding() const { return embed_.defined(); }
   bool has_head() const { return lm_head_.defined(); }
   at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  // Moves every weight to `device` (the meta device for shape-only tests).
+  void to(at::Device device);
+  void set_attention(const std::string& a) { sdpa_ = use_sdpa(a, device_); }
   std::vector<DecoderLayer>& layers() { return layers_; }
   const std::vector<DecoderLayer>& layers() const { return layers_; }
 
-  at::Tensor embed(const at::Tensor& ids) const;  // [B, T] int64 -> [B, T, hidden]
+  // [B, T] int64 (on any device; checked on the CPU) -> [B, T, hidden] on the model's device
+  at::Tensor embed(const at::Tensor& ids) const;
   // h [B, T, hidden]; positions [B, T] (undefined = start..start+T, start = cache length);
-  // allowed [B, 1, T, S] bool (undefined = causal by position). Runs the loaded layers.
+  // allowed [B, 1, T, S] bool (undefined = causal by position); positions and allowed may
+  // come from the CPU (the data layer's batches). Runs the loaded layers.
   at::Tensor forward_layers(const at::Tensor& h, at::Tensor positions = {},
                             KVCache* cache = nullptr, at::Tensor allowed = {}) const;
   at::Tensor head(const at::Tensor& h) const;  // final norm + lm_head -> [B, T, vocab] fp32
@@ -80,6 +93,8 @@ class LlamaModel {
   LlamaConfig cfg_;
   int64_t first_ = 0, last_ = 0;
   at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
+  bool sdpa_ = false;
   at::Tensor embed_;    // [vocab, hidden]
   at::Tensor norm_;     // [hidden]
   at::Tensor lm_head_;  // [vocab, hidden]; aliases embed_ when tied and both are loaded

@@ -5,7 +5,8 @@ namespace abm {
 GradBuffer::GradBuffer(const std::vector<at::Tensor>& params) : params_(params) {
   int64_t total = 0;
   for (auto& p : params_) total += p.numel();
-  flat_ = at::zeros({total}, at::kFloat);
+  const at::Device device = params_.empty() ? at::Device(at::kCPU) : params_[0].device();
+  flat_ = at::zeros({total}, at::TensorOptions(at::kFloat).device(device));
 }
 
 void GradBuffer::gather() {
@@ -18,9 +19,10 @@ void GradBuffer::gather() {
   }
 }
 
-void GradBuffer::all_reduce(Communicator* comm, double scale) {
+void GradBuffer::all_reduce(Communicator* comm, const at::Tensor& scale) {
   if (comm && comm->size() > 1) comm->all_reduce(flat_, ReduceOp::Sum);
-  if (scale != 1.0) flat_.mul_(scale);
+  // fp32 x a double 0-dim tensor computes in fp32 with the scale rounded once to fp32.
+  if (scale.defined()) flat_.mul_(scale);
 }
 
 void GradBuffer::scatter() {
@@ -33,11 +35,13 @@ void GradBuffer::scatter() {
   }
 }
 
-double GradBuffer::norm() const { return flat_.norm().item<double>(); }
-
-double GradBuffer::clip(double max_norm) {
-  double n = norm();
-  if (max_norm > 0 && n > max_norm) flat_.mul_(max_norm / (n + 1e-6));
+at::Tensor GradBuffer::clip(double max_norm) {
+  at::Tensor n = flat_.norm().to(at::kDouble);  // the fp32 norm, exactly, as a double
+  if (max_norm > 0) {
+    // max_norm / (n + 1e-6) in double where n > max_norm, else 1 (a no-op multiply).
+    at::Tensor f = at::where(n > max_norm, max_norm / (n + 1e-6), at::ones_like(n));
+    flat_.mul_(f);
+  }
   return n;
 }
 

@@ -1,5 +1,6 @@
-// One pre-allocated flat fp32 buffer holding every trainable parameter's gradient, so a
-// data-parallel step costs exactly one all-reduce. Also the global-norm clip.
+// One pre-allocated flat fp32 buffer holding every trainable parameter's gradient, on the
+// parameters' device, so a data-parallel step costs exactly one all-reduce. Also the
+// global-norm clip, computed on the device (no host read).
 #pragma once
 #include <torch/torch.h>
 
@@ -14,12 +15,14 @@ class GradBuffer {
   explicit GradBuffer(const std::vector<at::Tensor>& params);
   // Copies each param.grad() (zeros where undefined) into the buffer.
   void gather();
-  // Sums the buffer over ranks and multiplies by `scale` (e.g. 1 / global token count).
-  void all_reduce(Communicator* comm, double scale);
+  // Sums the buffer over ranks and multiplies it by `scale`: a double scalar (0-dim, e.g.
+  // 1 / the global token count, on the buffer's device), or undefined for none.
+  void all_reduce(Communicator* comm, const at::Tensor& scale = {});
   // Writes the buffer back into param.grad() (allocating it if needed).
   void scatter();
-  double norm() const;           // L2 norm of the whole buffer
-  double clip(double max_norm);  // scales to max_norm if above; returns the pre-clip norm
+  // Scales the buffer to max_norm when its L2 norm is above it (max_norm 0: never);
+  // returns the pre-clip norm as a 0-dim double tensor on the device.
+  at::Tensor clip(double max_norm);
   at::Tensor& flat() { return flat_; }  // [total] fp32
 
  private:

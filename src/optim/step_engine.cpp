@@ -36,31 +36,52 @@ StepTotals StepEngine::step(int64_t s, const Objective& objective) {
     sum.positions += m.positions;
     sum.hash += m.hash;
   }
-  // One all-reduce of the totals; each is an integer below 2^53 or a double sum.
+  // One all-reduce of the totals (on the parameters' device, so NCCL can carry them);
+  // each is an integer below 2^53 or a double sum.
+  const at::Device device = grads_.flat().device();
   at::Tensor totals = at::tensor(
-      {sum.loss, double(sum.count), double(sum.positions), double(sum.hash)}, at::kDouble);
+      {sum.loss, double(sum.count), double(sum.positions), double(sum.hash)}, at::kDouble).to(device);
   group_.all_reduce(totals);
+  at::Tensor scale;  // [] double: 1 / the group's count, on the device (no host read)
+  if (o_.mean_over_count) scale = 1.0 / totals[1];
+  // On the CPU the step's figures are read before the update, which a non-finite one
+  // then never makes; on a device they are read once, after it (one host round trip per
+  // step), and a non-finite one stops the run before anything is saved.
+  const bool host = device.is_cpu();
+  if (host) read_totals(s, totals, t);
+  grads_.gather();
+  grads_.all_reduce(&group_, scale);
+  at::Tensor norm = grads_.clip(o_.clip);
+  if (host) check_norm(s, norm.item<double>(), t);
+  grads_.scatter();
+  opt_.step(t.lr);
+  if (!host) {
+    at::Tensor all = at::cat({totals, norm.reshape({1})}).cpu();
+    read_totals(s, all.narrow(0, 0, 4), t);
+    check_norm(s, all[4].item<double>(), t);
+  }
+  return t;
+}
+
+// t.loss/count/positions/hash from the all-reduced totals [4] (CPU).
+void StepEngine::read_totals(int64_t s, const at::Tensor& totals, StepTotals& t) const {
   const double* v = totals.data_ptr<double>();
   t.loss = v[0];
   t.count = static_cast<int64_t>(v[1]);
   t.positions = static_cast<int64_t>(v[2]);
   t.hash = static_cast<int64_t>(v[3]);
-  double scale = 1.0;
   if (o_.mean_over_count) {
     ABM_REQUIRE(t.count > 0, "step ", s + 1, ": the batch has no trained tokens");
     t.loss /= double(t.count);
-    scale = 1.0 / double(t.count);
   }
   ABM_REQUIRE(std::isfinite(t.loss), "step ", s + 1, ": the loss is ", t.loss,
-              " (not finite); stopped before the update, no checkpoint written from it");
-  grads_.gather();
-  grads_.all_reduce(&group_, scale);
-  t.grad_norm = grads_.clip(o_.clip);
-  ABM_REQUIRE(std::isfinite(t.grad_norm), "step ", s + 1, ": the gradient norm is ", t.grad_norm,
-              " (not finite); stopped before the update, no checkpoint written from it");
-  grads_.scatter();
-  opt_.step(t.lr);
-  return t;
+              " (not finite); stopped, no checkpoint written from it");
+}
+
+void StepEngine::check_norm(int64_t s, double norm, StepTotals& t) const {
+  t.grad_norm = norm;
+  ABM_REQUIRE(std::isfinite(norm), "step ", s + 1, ": the gradient norm is ", norm,
+              " (not finite); stopped, no checkpoint written from it");
 }
 
 }  // namespace abm

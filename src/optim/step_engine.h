@@ -9,8 +9,9 @@
 // - the totals (loss, count, ...) summed over the group in one all-reduce;
 // - one flat gradient all-reduce over the given Communicator (the world, or a stage's
 //   replica group), clipping, AdamW and the LR schedule.
-// A non-finite loss or gradient norm stops the step before the update (every rank sees
-// the same all-reduced figures, so every rank stops), so no state is written from it.
+// A non-finite loss or gradient norm stops the run (every rank sees the same all-reduced
+// figures, so every rank stops), so no state is written from it. On a device the step
+// reads the host once, at its end (the totals and the gradient norm together).
 #pragma once
 #include <torch/torch.h>
 
@@ -83,6 +84,8 @@ class StepEngine {
   Communicator& group() { return group_; }
 
  private:
+  void read_totals(int64_t s, const at::Tensor& totals, StepTotals& t) const;
+  void check_norm(int64_t s, double norm, StepTotals& t) const;
   std::vector<at::Tensor> params_;
   StepEngineOptions o_;
   Communicator& group_;

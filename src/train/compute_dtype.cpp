@@ -54,11 +54,16 @@ at::ScalarType pick_faster_dtype(double fp32_gflops, double bf16_gflops) {
 }
 
 DtypeChoice resolve_compute_dtype(const std::string& flag, const LlamaConfig& c,
-                                  Communicator* comm, const std::string& option) {
+                                  Communicator* comm, const std::string& option, at::Device device) {
   DtypeChoice d;
   if (flag != "auto") {
     d.dtype = parse_dtype(flag, option);
     d.why = cat(compute_dtype_name(d.dtype), " (", option, " ", flag, ")");
+    return d;
+  }
+  if (device.is_cuda()) {
+    d.dtype = at::kBFloat16;
+    d.why = cat("bf16 (", option, " auto on ", device, ")");
     return d;
   }
   const int64_t m = 256, k = std::min<int64_t>(c.hidden, 1024), n = std::min<int64_t>(c.intermediate, 1024);
@@ -87,13 +92,13 @@ DtypeChoice resolve_compute_dtype(const std::string& flag, const LlamaConfig& c,
 }
 
 at::ScalarType command_dtype(const std::string& command, const std::string& flag,
-                             const std::string& model_dir, Communicator* comm) {
+                             const std::string& model_dir, Communicator* comm, at::Device device) {
   LlamaConfig c;
-  if (flag == "auto") {
+  if (flag == "auto" && !device.is_cuda()) {
     require_dir(model_dir, "model");
     c = LlamaConfig::load(model_dir + "/config.json");
   }
-  DtypeChoice d = resolve_compute_dtype(flag, c, comm);
+  DtypeChoice d = resolve_compute_dtype(flag, c, comm, "--dtype", device);
   log0(command, ": compute dtype ", d.why);
   return d.dtype;
 }

@@ -26,12 +26,13 @@ struct DtypeChoice {
 // bf16 when its throughput is at least kBf16MinSpeedup x fp32's.
 at::ScalarType pick_faster_dtype(double fp32_gflops, double bf16_gflops);
 
-// `flag` is the option's value ("auto", "fp32", "bf16"); `option` names it in errors.
-// auto measures [rows, hidden] x [hidden, intermediate] products (each side capped at 1024,
+// `flag` is the option's value ("auto", "fp32", "bf16"); `option` names it in errors. On a
+// GPU auto is bf16 (every GPU this targets has bf16 matrix units). On the CPU auto measures [rows, hidden] x [hidden, intermediate] products (each side capped at 1024,
 // so even a 7B geometry measures in milliseconds) with this rank's threads, averaged over
 // `comm` (may be null). ABM_MATMUL_GFLOPS="fp32=A,bf16=B" replaces the measurement (tests).
 DtypeChoice resolve_compute_dtype(const std::string& flag, const LlamaConfig& c,
-                                  Communicator* comm, const std::string& option = "--dtype");
+                                  Communicator* comm, const std::string& option = "--dtype",
+                                  at::Device device = at::kCPU);
 
 const char* compute_dtype_name(at::ScalarType t);  // "fp32" | "bf16"
 
@@ -39,6 +40,7 @@ const char* compute_dtype_name(at::ScalarType t);  // "fp32" | "bf16"
 // config.json (call after the threads are set: auto measures with them), logged by rank 0
 // as "COMMAND: compute dtype ...".
 at::ScalarType command_dtype(const std::string& command, const std::string& flag,
-                             const std::string& model_dir, Communicator* comm);
+                             const std::string& model_dir, Communicator* comm,
+                             at::Device device = at::kCPU);
 
 }  // namespace abm

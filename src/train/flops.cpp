@@ -4,14 +4,21 @@
 
 namespace abm {
 
-double matmul_peak_gflops(int64_t n, at::ScalarType dtype, int reps) {
+double matmul_peak_gflops(int64_t n, at::ScalarType dtype, int reps, at::Device device) {
   at::NoGradGuard ng;
-  at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
-  at::mm(a, b);  // warm-up (oneDNN primitive creation, page faults)
+  const bool gpu = device.is_cuda();
+  if (gpu) n = std::max<int64_t>(n, 8192);
+  auto sync = [&] {
+    if (gpu) torch::cuda::synchronize(device.index());
+  };
+  at::Tensor a = at::randn({n, n}).to(device, dtype), b = at::randn({n, n}).to(device, dtype);
+  at::mm(a, b);  // warm-up (oneDNN / cuBLAS set-up, page faults)
+  sync();
   double best = 1e30;
   for (int i = 0; i < reps; ++i) {
     Timer t;
     at::mm(a, b);
+    sync();
     best = std::min(best, t.seconds());
   }
   return 2.0 * n * n * n / best / 1e9;

@@ -7,8 +7,11 @@
 
 namespace abm {
 
-// Best-of-`reps` GFLOP/s of an n x n x n matmul in `dtype` with the current thread count.
-double matmul_peak_gflops(int64_t n, at::ScalarType dtype, int reps = 3);
+// Best-of-`reps` GFLOP/s of an n x n x n matmul in `dtype` with the current thread count,
+// on `device` (a GPU measures at n >= 8192, where its matrix units run at their peak, and
+// is synchronized around each timed product).
+double matmul_peak_gflops(int64_t n, at::ScalarType dtype, int reps = 3,
+                          at::Device device = at::kCPU);
 
 // Parameters that take part in matmuls per token (decoder projections + head).
 double matmul_params(const LlamaConfig& c);

@@ -12,6 +12,7 @@ namespace abm {
 void TrainConfig::declare(Options& o) {
   o.add()("model", po::value(&model)->required(), "base model directory (HF layout)")
       ("out", po::value(&out)->default_value(out), "run directory (config, metrics, adapter)")
+      ("device", po::value(&device)->default_value(device), "auto (a GPU when one is visible, one per local rank) | cpu | cuda")
       ("dtype", po::value(&dtype)->default_value(dtype), "compute dtype: auto (bf16 where its matmuls are >= 1.5x faster, measured) | fp32 | bf16")
       ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | adapter | abm (kaiming, then ABM: see --abm-*)")
       ("init-adapter", po::value(&init_adapter)->default_value(""), "PEFT directory for --init adapter")

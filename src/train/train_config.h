@@ -13,6 +13,7 @@ namespace abm {
 struct TrainConfig {
   // what
   std::string model, out = "runs/train", dtype = "auto";  // auto | fp32 | bf16
+  std::string device = "auto";   // auto | cpu | cuda
   std::string init = "kaiming";  // kaiming | gaussian | adapter | abm
   std::string init_adapter;      // PEFT dir for --init adapter
   bool full = false;             // full-parameter training (no LoRA), for making base models

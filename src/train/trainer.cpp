@@ -42,9 +42,14 @@ Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters
   o.schedule.total = total_;
   o.schedule.min_ratio = cfg.min_lr_ratio;
   o.schedule.kind = cfg.schedule;
-  engine_ = std::make_unique<StepEngine>(std::move(params), o, comm, adapters);
-  if (cfg.backprop == "manual") backprop_ = std::make_unique<Backprop>(model, adapters, cfg.recompute);
-  peak_gflops_ = matmul_peak_gflops(1024, model.dtype());
+  // Gradients travel with their tensors: MPI on the CPU, NCCL (or MPI, staged) on a GPU.
+  if (!model.device().is_cpu()) device_comm_ = make_device_communicator(model.device());
+  engine_ = std::make_unique<StepEngine>(std::move(params), o, device_comm_ ? *device_comm_ : comm,
+                                         adapters);
+  // The hand-written step is the CPU's; a device runs LibTorch's kernels through autograd.
+  if (cfg.backprop == "manual" && model.device().is_cpu())
+    backprop_ = std::make_unique<Backprop>(model, adapters, cfg.recompute);
+  peak_gflops_ = matmul_peak_gflops(1024, model.dtype(), 3, model.device());
   // Nodes of the job, for the scaling report: ranks are spread evenly by launchers.
   nodes_ = std::max(1, comm.size() / std::max(1, Runtime::local_size()));
 }

@@ -90,6 +90,7 @@ class Trainer {
   MicroResult lm_loss(const SampleRange& range);  // the objective the engine runs
   Communicator& comm_;
   Sampler sampler_;
+  std::unique_ptr<Communicator> device_comm_;  // the gradients' group off the CPU
   std::unique_ptr<StepEngine> engine_;
   std::unique_ptr<Backprop> backprop_;  // null: LibTorch autograd through the model
   int64_t step_ = 0, total_ = 0;

@@ -18,6 +18,9 @@ namespace abm {
 namespace {
 
 constexpr const char* kTorchCpu = "torch_cpu";
+// The default generator of the rank's GPU (rank-local: a checkpoint records rank 0's).
+// A CPU run ignores it; a CUDA run without it (a CPU-written checkpoint) keeps its own.
+constexpr const char* kTorchCuda = "torch_cuda";
 
 std::string names_of(const NamedTensors& t, size_t i) {
   return i < t.size() ? t[i].first : "(none)";
@@ -48,6 +51,8 @@ CheckpointState Trainer::state() const {
   s.scheduler = engine_->schedule();
   s.sampler_seed = cfg_.seed;
   s.rng = {{kTorchCpu, at::detail::getDefaultCPUGenerator().get_state()}};
+  if (model_.device().is_cuda())
+    s.rng.push_back({kTorchCuda, at::globalContext().defaultGenerator(model_.device()).get_state()});
   return s;
 }
 
@@ -87,6 +92,11 @@ void Trainer::restore(const CheckpointState& s) {
     if (name == kTorchCpu) {
       at::Generator gen = at::detail::getDefaultCPUGenerator();
       gen.set_state(t);
+    } else if (name == kTorchCuda && model_.device().is_cuda()) {
+      at::Generator gen = at::globalContext().defaultGenerator(model_.device());
+      gen.set_state(t);
+    } else if (name == kTorchCuda) {
+      log0("resume: ", origin, " holds a CUDA generator state; this run is on the CPU and ignores it");
     }
   step_ = s.step;
   tokens_seen_ = s.tokens_seen;

@@ -1,0 +1,22 @@
+// --device auto|cpu|cuda: where a command computes (DESIGN §9). One rank drives one GPU,
+// chosen by its local rank (the rank among this node's processes: OMPI_COMM_WORLD_LOCAL_RANK,
+// SLURM_LOCALID, or MPI's shared-memory split), modulo the visible devices.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace abm {
+
+// How many CUDA devices LibTorch sees (0 without a driver, a GPU or a CUDA build).
+int cuda_devices();
+
+// "auto": CUDA when a device is visible, else the CPU; "cuda" without one is an abm::Error
+// naming `option`. For CUDA, makes the device current for this process. Logs the choice
+// per rank ("[rank r@host] device cuda:1 (local rank 1 of 2, 4 visible)").
+at::Device resolve_device(const std::string& flag, const std::string& option = "--device");
+
+// The pure rule behind resolve_device: device index for a local rank.
+at::Device pick_device(const std::string& flag, int visible, int local_rank, const std::string& option);
+
+}  // namespace abm

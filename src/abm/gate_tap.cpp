@@ -11,6 +11,10 @@ struct GateTaps::Recorder : LinearAdapter {
     last = inner ? inner->forward(x, base) : base;
     return last;
   }
+  at::Tensor rng_state() const override { return inner ? inner->rng_state() : at::Tensor(); }
+  void set_rng_state(const at::Tensor& s) override {
+    if (inner) inner->set_rng_state(s);
+  }
 };
 
 GateTaps::GateTaps(LlamaModel& model, const std::vector<int64_t>& layers) : model_(model) {

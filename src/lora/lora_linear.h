@@ -44,6 +44,10 @@ class LoraLinear : public LinearAdapter {
   void reseed_dropout(uint64_t seed);
   at::Tensor dropout_state() const;  // uint8 tensor (the generator's state, on the CPU)
   void set_dropout_state(const at::Tensor& state);
+  at::Tensor rng_state() const override { return train_ && dropout_ > 0 ? dropout_state() : at::Tensor(); }
+  void set_rng_state(const at::Tensor& s) override {
+    if (s.defined()) set_dropout_state(s);
+  }
 
   // s * B @ A: [out, in] fp32, no autograd.
   at::Tensor delta_weight() const;

@@ -16,6 +16,10 @@ struct LinearAdapter {
   virtual ~LinearAdapter() = default;
   // x [..., in] (compute dtype), base = x W^T [..., out] -> the adapted output [..., out]
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& base) const = 0;
+  // The state of its random stream (dropout), so a recomputed forward draws the same masks;
+  // undefined when it draws none.
+  virtual at::Tensor rng_state() const { return {}; }
+  virtual void set_rng_state(const at::Tensor&) {}
 };
 
 // x [..., in] W^T -> [..., out] in x's dtype. A W stored in another dtype (bf16 weights,

@@ -4,6 +4,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "model/layer_recompute.h"
 
 namespace abm {
 namespace {
@@ -164,6 +165,7 @@ LlamaModel LlamaModel::range(int64_t first, int64_t last) const {
   m.dtype_ = dtype_;
   m.device_ = device_;
   m.sdpa_ = sdpa_;
+  m.recompute_ = recompute_;
   m.rope_ = rope_;
   if (first == 0) m.embed_ = embed_;
   if (last == cfg_.layers) {
@@ -209,7 +211,10 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
   for (size_t i = 0; i < layers_.size(); ++i) {
     LayerCache lc;
     if (cache) lc = {&cache->k[i], &cache->v[i], start};
-    x = layers_[i].forward(cfg_, x, cos, sin, mask, lc, sdpa_);
+    if (recompute_ && !cache && at::GradMode::is_enabled())
+      x = recomputed_layer(layers_[i], cfg_, x, cos, sin, mask, sdpa_);
+    else
+      x = layers_[i].forward(cfg_, x, cos, sin, mask, lc, sdpa_);
   }
   if (cache) cache->length = start + T;
   return x;

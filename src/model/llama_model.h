@@ -63,6 +63,9 @@ class LlamaModel {
   // Moves every weight to `device` (the meta device for shape-only tests).
   void to(at::Device device);
   void set_attention(const std::string& a) { sdpa_ = use_sdpa(a, device_); }
+  // Per-layer activation recomputation when forward_layers runs under autograd (--recompute
+  // on the autograd path; model/layer_recompute.h).
+  void set_recompute(bool on) { recompute_ = on; }
   std::vector<DecoderLayer>& layers() { return layers_; }
   const std::vector<DecoderLayer>& layers() const { return layers_; }
 
@@ -95,6 +98,7 @@ class LlamaModel {
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;
   bool sdpa_ = false;
+  bool recompute_ = false;
   at::Tensor embed_;    // [vocab, hidden]
   at::Tensor norm_;     // [hidden]
   at::Tensor lm_head_;  // [vocab, hidden]; aliases embed_ when tied and both are loaded

@@ -49,6 +49,8 @@ Trainer::Trainer(const TrainConfig& cfg, LlamaModel& model, AdapterSet* adapters
   // The hand-written step is the CPU's; a device runs LibTorch's kernels through autograd.
   if (cfg.backprop == "manual" && model.device().is_cpu())
     backprop_ = std::make_unique<Backprop>(model, adapters, cfg.recompute);
+  else
+    model.set_recompute(cfg.recompute);
   peak_gflops_ = matmul_peak_gflops(1024, model.dtype(), 3, model.device());
   // Nodes of the job, for the scaling report: ranks are spread evenly by launchers.
   nodes_ = std::max(1, comm.size() / std::max(1, Runtime::local_size()));

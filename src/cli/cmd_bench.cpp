@@ -37,6 +37,7 @@ struct BenchConfig {
   int64_t first = 0, last = -1;
   TrainBenchOptions train;  // for "train"
   std::string recompute = "off,on";
+  std::string geometry = "bench";  // bench (the issue-3 model) | llama2-7b
   int train_threads = 0;
   std::string eager = "auto", python = "/usr/bin/python3";
   std::string backend = "mpi";  // for "allreduce"
@@ -113,6 +114,9 @@ void bench_train_table(BenchConfig& cfg) {
   auto comm = make_mpi_communicator();
   const int threads = Runtime::set_threads(cfg.train_threads);
   TrainBenchOptions& t = cfg.train;
+  ABM_REQUIRE(cfg.geometry == "bench" || cfg.geometry == "llama2-7b", "--geometry: \"",
+              cfg.geometry, "\" is not bench or llama2-7b");
+  if (cfg.geometry == "llama2-7b") set_llama2_7b_geometry(t);
   if (Runtime::rank() == 0) {
     std::printf("train step: %s; hidden %ld, %ld layers, %ld/%ld heads, intermediate %ld, vocab %ld; "
                 "%d rank(s) x %d thread(s), micro-batch %ld x %ld tokens per rank, best of %d "
@@ -138,6 +142,9 @@ void bench_train_table(BenchConfig& cfg) {
         std::printf("%-9s %-9s %-9s %10.1f %10.1f %8.3f %5.1f%% %10.1f %10.1f\n", label.c_str(),
                     t.backprop.c_str(), rc.c_str(), r.tokens_per_s, r.median_tokens_per_s,
                     r.best_step_s, 100 * r.mfu, r.peak_gflops, r.step_tensor_mib);
+        if (r.device_peak_mib > 0)
+          std::printf("    device peak %.0f MiB; forward %.3f s, backward + optimizer %.3f s of the step\n",
+                      r.device_peak_mib, r.forward_s, r.best_step_s - r.forward_s);
         if (t.profile) {
           double total = 0;
           for (auto& [name, sec] : r.profile) total += sec;
@@ -149,7 +156,7 @@ void bench_train_table(BenchConfig& cfg) {
       std::fflush(stdout);
     }
   }
-  if (comm->size() > 1 || Runtime::rank() != 0 || t.full) return;
+  if (comm->size() > 1 || Runtime::rank() != 0 || t.full || t.device != "cpu") return;
   auto eager = run_eager(cfg, threads);
   for (auto& [ds, tps] : eager) {
     if (!ours.count(ds)) continue;
@@ -209,6 +216,8 @@ int cmd_bench(int argc, char** argv) {
       ("lora-dropout", po::value(&cfg.train.lora_dropout)->default_value(cfg.train.lora_dropout), "train: LoRA dropout")
       ("full", po::bool_switch(&cfg.train.full), "train: full-parameter training instead of LoRA")
       ("backprop", po::value(&cfg.train.backprop)->default_value(cfg.train.backprop), "train: manual | autograd")
+      ("device", po::value(&cfg.train.device)->default_value(cfg.train.device), "train: cpu | cuda | auto")
+      ("geometry", po::value(&cfg.geometry)->default_value(cfg.geometry), "train: bench | llama2-7b (r 16, 2 x 2048 tokens)")
       ("recompute", po::value(&cfg.recompute)->default_value(cfg.recompute), "train: off,on")
       ("steps", po::value(&cfg.train.steps)->default_value(cfg.train.steps), "train: timed steps")
       ("warmup", po::value(&cfg.train.warmup)->default_value(cfg.train.warmup), "train: untimed steps first")

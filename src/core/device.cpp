@@ -7,6 +7,7 @@
 #include "core/runtime.h"
 
 #ifdef ABM_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
@@ -42,9 +43,31 @@ at::Device resolve_device(const std::string& flag, const std::string& option) {
   if (d.is_cuda())
     log_all("device ", d, " (local rank ", Runtime::local_rank(), " of ", Runtime::local_size(),
             ", ", visible, " visible)");
-  else
-    log0("device cpu", flag == "auto" ? " (--device auto: no CUDA device visible)" : "");
+  else if (flag == "auto")
+    log0("device cpu (--device auto: no CUDA device visible)");
   return d;
+}
+
+int64_t device_peak_bytes(at::Device device) {
+#ifdef ABM_TORCH_CUDA
+  if (device.is_cuda()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[0].peak;  // [0]: the aggregate over pools, in every version
+  }
+#endif
+  return 0;
+}
+
+void reset_device_peak(at::Device device) {
+#ifdef ABM_TORCH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
+}
+
+void synchronize(at::Device device) {
+#ifdef ABM_TORCH_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#endif
 }
 
 }  // namespace abm

@@ -19,4 +19,10 @@ at::Device resolve_device(const std::string& flag, const std::string& option = "
 // The pure rule behind resolve_device: device index for a local rank.
 at::Device pick_device(const std::string& flag, int visible, int local_rank, const std::string& option);
 
+// Peak bytes LibTorch's caching allocator has handed out on a CUDA device since the last
+// reset (0 on the CPU or without CUDA).
+int64_t device_peak_bytes(at::Device device);
+void reset_device_peak(at::Device device);
+void synchronize(at::Device device);  // waits for the device's queued work (no-op on the CPU)
+
 }  // namespace abm

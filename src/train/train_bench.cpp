@@ -7,6 +7,10 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/device.h"
+#include "core/timer.h"
+#include "data/batch.h"
+#include "train/evaluate.h"
 #include "data/sampler.h"
 #include "lora/adapter_set.h"
 #include "train/compute_dtype.h"
@@ -29,9 +33,12 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
   c.vocab = o.vocab;
   c.max_positions = o.seq;
   c.rms_eps = 1e-5;
-  const at::ScalarType dt = o.full ? at::kFloat : resolve_compute_dtype(o.dtype, c, &comm, "--dtypes").dtype;
+  const at::Device device = resolve_device(o.device);
+  const at::ScalarType dt =
+      o.full ? at::kFloat : resolve_compute_dtype(o.dtype, c, &comm, "--dtypes", device).dtype;
   ABM_REQUIRE(!o.full || o.dtype != "bf16", "bench: full training runs in fp32");
-  LlamaModel model = LlamaModel::random(c, 0, dt);
+  // On a GPU the random weights are drawn there: a 7B geometry needs no file.
+  LlamaModel model = LlamaModel::random(c, 0, dt, 0.02, device);
 
   TrainConfig tc;
   tc.out = "";  // no run directory
@@ -54,7 +61,8 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
     adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, tc.lora()));
     at::NoGradGuard ng;  // B = 0 at init; random B makes every LoRA term do real work
     auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-    for (auto& m : adapters->modules()) m.lora->B().normal_(0.0, 0.01, gen);
+    for (auto& m : adapters->modules())
+      m.lora->B().copy_(at::normal(0.0, 0.01, m.lora->B().sizes(), gen));
   }
 
   // Random token ids, every position but the first of a row trained: one row per sample.
@@ -75,19 +83,21 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
   Trainer trainer(tc, model, adapters.get(), data, comm);
   if (o.attn_block > 0 && trainer.backprop()) trainer.backprop()->set_attention_block(o.attn_block);
   for (auto& p : trainer.params()) r.trainable += p.numel();
-  r.peak_gflops = std::max(trainer.peak_gflops(), matmul_peak_gflops(1024, dt, o.peak_reps));
+  r.peak_gflops = std::max(trainer.peak_gflops(), matmul_peak_gflops(1024, dt, o.peak_reps, device));
   r.flops_per_token = train_flops_per_token(c, o.seq, o.full);
   std::vector<double> secs;
   double step_total = 0;
   for (int s = 0; s < o.warmup + o.steps; ++s) {
     if (s == o.warmup && o.profile && trainer.backprop()) trainer.backprop()->set_profile(true);
     TensorMemory::reset_peak();
+    reset_device_peak(device);
     const int64_t before = TensorMemory::current();
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
-    StepResult sr = trainer.train_step();
+    StepResult sr = trainer.train_step();  // ends with a host read: the device is done
     getrusage(RUSAGE_SELF, &ru1);
     r.step_tensor_mib = std::max(r.step_tensor_mib, (TensorMemory::peak() - before) / 1048576.0);
+    r.device_peak_mib = std::max(r.device_peak_mib, device_peak_bytes(device) / 1048576.0);
     r.loss = sr.loss;
     if (s >= o.warmup) {
       secs.push_back(sr.seconds);
@@ -112,12 +122,36 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm) {
   r.best_step_s = secs.front();
   r.tokens_per_s = tokens / secs.front();
   r.median_tokens_per_s = tokens / secs[secs.size() / 2];
+  if (!device.is_cpu()) {  // the breakdown off the CPU: a forward of the same batch
+    at::NoGradGuard ng;
+    Batch b = make_batch(data.train, std::vector<int64_t>(size_t(o.micro), 0));
+    batch_logits(model, b);
+    synchronize(device);
+    Timer t;
+    batch_logits(model, b);
+    synchronize(device);
+    r.forward_s = t.seconds();
+  }
   // a second peak measurement after the steps: the machine may have been busier before
-  r.peak_gflops = std::max(r.peak_gflops, matmul_peak_gflops(1024, dt, o.peak_reps));
+  r.peak_gflops = std::max(r.peak_gflops, matmul_peak_gflops(1024, dt, o.peak_reps, device));
   at::Tensor peaks = at::tensor({r.peak_gflops}, at::kDouble);
   comm.all_reduce(peaks);  // the job's peak: every rank's, each with its own threads
   r.mfu = r.tokens_per_s * r.flops_per_token / 1e9 / peaks.item<double>();
   return r;
+}
+
+void set_llama2_7b_geometry(TrainBenchOptions& o) {
+  o.hidden = 4096;
+  o.layers = 32;
+  o.heads = 32;
+  o.kv_heads = 32;
+  o.intermediate = 11008;
+  o.vocab = 32000;
+  o.seq = 2048;
+  o.micro = 2;
+  o.lora_r = 16;
+  o.lora_alpha = 32;
+  o.targets = "all-linear";
 }
 
 }  // namespace abm

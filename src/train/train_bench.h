@@ -18,6 +18,7 @@ struct TrainBenchOptions {
   double lora_alpha = 16, lora_dropout = 0.0;
   std::string targets = "all-linear";
   std::string dtype = "fp32";  // auto | fp32 | bf16
+  std::string device = "cpu";  // auto | cpu | cuda
   std::string backprop = "manual";
   bool recompute = false;
   bool full = false;   // full-parameter training instead of LoRA (fp32)
@@ -40,6 +41,8 @@ struct TrainBenchResult {
   double flops_per_token = 0;
   double step_tensor_mib = 0;      // max over steps of (peak live tensor bytes - bytes live
                                    // before the step), this rank
+  double device_peak_mib = 0;      // peak device memory over the timed steps (GPU)
+  double forward_s = 0;            // a no-grad forward of the step's batch (GPU breakdown)
   double loss = 0;                 // of the last step
   int64_t trainable = 0;           // trainable parameters
   double minor_faults = 0;         // page faults per timed step (fresh memory being touched)
@@ -49,5 +52,9 @@ struct TrainBenchResult {
 };
 
 TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm);
+
+// --geometry llama2-7b: hidden 4096, 32 layers, 32 heads, intermediate 11008, vocab 32000,
+// 2 x 2048 tokens per rank, LoRA r 16 on all linear layers (the GPU bench of DESIGN §9).
+void set_llama2_7b_geometry(TrainBenchOptions& o);
 
 }  // namespace abm

@@ -25,15 +25,19 @@ rm -rf "$RUN"
 mkdir -p "$RUN"
 
 # --- 1. Fine-tuning data ------------------------------------------------------------------
-bash data/prepare_devil.sh "$RUN/data"
+# DEVIL=FILE: an already prepared devil.jsonl (machines without Debian's dict-devil).
+if [ -n "${DEVIL:-}" ]; then mkdir -p "$RUN/data" && cp "$DEVIL" "$RUN/data/devil.jsonl"
+else bash data/prepare_devil.sh "$RUN/data"; fi
 
 # --- 2./3. LoRA and ABM-LoRA fine-tunes on 2 ranks -----------------------------------------
 common=(--model "$BASE" --data "$RUN/data/devil.jsonl" --template alpaca --max-length 256
         --truncate --global-batch 16 --micro-batch 4 --steps 60 --lr 3e-3 --warmup 6
         --lora-targets all-linear --lora-r 8 --eval-fraction 0.05 --eval-every 20
-        --info-loss-every 20 --log-every 10 --seed 0 --dtype "${DTYPE:-auto}")  # DTYPE=fp32|bf16 forces one
-launch/run -n 2 -- train "${common[@]}" --init kaiming --out "$RUN/lora"
-launch/run -n 2 -- train "${common[@]}" --init abm --out "$RUN/abm"
+        --info-loss-every 20 --log-every 10 --seed 0
+        --dtype "${DTYPE:-auto}" --device "${DEVICE:-auto}")  # DTYPE=fp32|bf16, DEVICE=cpu|cuda
+RANKS=${RANKS:-2}  # one per GPU on a GPU machine
+launch/run -n "$RANKS" -- train "${common[@]}" --init kaiming --out "$RUN/lora"
+launch/run -n "$RANKS" -- train "${common[@]}" --init abm --out "$RUN/abm"
 
 # --- 4. Report ----------------------------------------------------------------------------
 $ABM report "$RUN/lora" "$RUN/abm" --at 10,30,60 --out "$RUN/report"

@@ -32,13 +32,23 @@ LoraLinear::LoraLinear(const at::Tensor& A, const at::Tensor& B, double scale, d
 
 at::Tensor LoraLinear::forward(const at::Tensor& x, const at::Tensor& base) const {
   if (!enabled_ || merged_) return base;
-  at::Tensor h = x.to(at::kFloat);  // [..., in]; PEFT casts x to lora_A's dtype first
+  const bool bf16 = base.scalar_type() == at::kBFloat16;
+  at::Tensor h = x;  // [..., in]
   if (train_ && dropout_ > 0.0) {
-    // nn.Dropout: keep with probability 1-p and rescale by 1/(1-p)
+    // nn.Dropout on x in fp32 (PEFT casts x to lora_A's dtype first): keep with
+    // probability 1-p and rescale by 1/(1-p)
+    h = x.to(at::kFloat);
     at::Tensor keep = at::empty_like(h).bernoulli_(1.0 - dropout_, gen_).div_(1.0 - dropout_);
     h = h * keep;
   }
-  at::Tensor delta = at::linear(at::linear(h, A_), B_) * scale_;  // [..., out] fp32
+  if (bf16) {
+    // bf16 compute: the products in bf16, as torch.autocast runs PEFT's LoRA (fp32 masters:
+    // the casts pass fp32 gradients back to A and B); the sum in bf16.
+    at::Tensor delta = at::linear(at::linear(h.to(at::kBFloat16), A_.to(at::kBFloat16)),
+                                  B_.to(at::kBFloat16)) * scale_;  // [..., out] bf16
+    return base + delta;
+  }
+  at::Tensor delta = at::linear(at::linear(h.to(at::kFloat), A_), B_) * scale_;  // [..., out] fp32
   // PEFT: result += delta in the base dtype, i.e. added in fp32 and rounded once.
   return at::add(base, delta).to(base.scalar_type());
 }

@@ -1,6 +1,9 @@
 // LoraLinear: the LoRA update of one frozen projection, y = W0 x + s * B (A (dropout(x))),
-// computed exactly as PEFT 0.7's lora.Linear.forward does (adapter math in fp32, added to
-// the base output, result cast back to the base dtype). It plugs into Linear::adapter.
+// computed exactly as PEFT 0.7's lora.Linear.forward does in fp32 (adapter math in fp32,
+// added to the base output, result cast back to the base dtype); in bf16 compute, as PEFT
+// runs under torch.autocast (the two products in bf16 from the fp32 masters: the fp32
+// products cost a cast of every input and twice the bandwidth of skinny GEMMs, ~30% of a
+// CPU train step). It plugs into Linear::adapter.
 #pragma once
 #include <torch/torch.h>
 

@@ -75,7 +75,7 @@ class Backprop {
   };
   static constexpr Group kAttnIn{kQ, 3}, kAttnOut{kO, 1}, kMlpIn{kGate, 2}, kMlpOut{kDown, 1};
   struct ProjState {    // what one projection's backward reads (LoRA only)
-    at::Tensor hA;      // [N, r] fp32: A applied to the (dropped-out) input
+    at::Tensor hA;      // [N, r] in the LoRA dtype: A applied to the (dropped-out) input
     at::Tensor keep;    // [N, in] fp32 dropout keep mask / (1 - p); undefined without dropout
   };
   struct LayerState {
@@ -113,6 +113,10 @@ class Backprop {
   void group_backward(size_t i, Group g, const at::Tensor& dy, const at::Tensor& x,
                       const LayerState& s, at::Tensor dx);
   void lora_add(LoraLinear* a, const at::Tensor& hA, at::Tensor y) const;
+  // The dtype the LoRA products run in for input x: fp32, or bf16 in bf16 compute.
+  static at::ScalarType lora_dtype(const at::Tensor& x) {
+    return x.scalar_type() == at::kBFloat16 ? at::kBFloat16 : at::kFloat;
+  }
   LoraLinear* active(size_t i, int kind) const;  // the LoRA of a projection when it acts
   bool dropping(size_t i, int kind) const;       // ... and draws dropout masks
   const at::Tensor& weight(size_t i, int kind) const;

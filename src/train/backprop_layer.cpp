@@ -8,14 +8,16 @@ namespace abm {
 
 using backprop_detail::grad_of;
 
-// y += s * hA B^T, as PEFT adds it: in fp32, rounded once to y's dtype.
+// y += s * hA B^T, as PEFT adds it: in fp32, rounded once to y's dtype (fp32 compute), or
+// in bf16 as under torch.autocast (bf16 compute: hA is bf16; lora_linear.h).
 void Backprop::lora_add(LoraLinear* a, const at::Tensor& hA, at::Tensor y) const {
   if (y.scalar_type() == at::kFloat) y.addmm_(hA, a->B().t(), 1.0, a->scale());
-  else y.copy_(at::add(y, at::mm(hA, a->B().t()).mul_(a->scale())));
+  else y.add_(at::mm(hA, a->B().to(hA.scalar_type()).t()).mul_(a->scale()));
 }
 
 // y = x W^T, plus LoRA as PEFT computes it: s * B (A (dropout(x.to(fp32)))), added in fp32
-// and rounded once to the base dtype. Masks come from each module's own generator, drawn
+// and rounded once to the base dtype; in bf16 compute the products run in bf16 (as under
+// torch.autocast; lora_linear.h). Masks come from each module's own generator, drawn
 // exactly as LoraLinear::forward draws them.
 void Backprop::group_forward(size_t i, Group g, const at::Tensor& x, at::Tensor y, LayerState& s) {
   {
@@ -31,12 +33,13 @@ void Backprop::group_forward(size_t i, Group g, const at::Tensor& x, at::Tensor 
     }
   }
   ProfSpan span(this, "LoRA");
-  at::Tensor xf;  // the input in fp32, made on first use
+  const at::ScalarType lt = lora_dtype(x);
+  at::Tensor xl;  // the input in the LoRA dtype, made on first use
   std::vector<int> shared;  // modules without dropout: one GEMM for all their A x
   for (int k = g.first; k < g.first + g.count; ++k) {
     LoraLinear* a = active(i, k);
     if (!a) continue;
-    if (!xf.defined()) xf = x.to(at::kFloat);
+    if (!xl.defined()) xl = x.to(lt);
     if (!dropping(i, k)) {
       shared.push_back(k);
       continue;
@@ -44,15 +47,16 @@ void Backprop::group_forward(size_t i, Group g, const at::Tensor& x, at::Tensor 
     const double p = a->dropout();
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>();
     gen.set_state(a->dropout_state());
+    at::Tensor xf = x.to(at::kFloat);
     s.p[k].keep = at::empty_like(xf).bernoulli_(1.0 - p, gen).div_(1.0 - p);
     a->set_dropout_state(gen.get_state());
-    s.p[k].hA = at::mm(xf * s.p[k].keep, a->A().t());  // [N, r]
+    s.p[k].hA = at::mm((xf * s.p[k].keep).to(lt), a->A().to(lt).t());  // [N, r]
     lora_add(a, s.p[k].hA, y.narrow(1, column(i, g, k), weight(i, k).size(0)));
   }
   if (shared.empty()) return;
   std::vector<at::Tensor> As;
   for (int k : shared) As.push_back(lora_[i][k]->A());
-  at::Tensor hA = at::mm(xf, (As.size() == 1 ? As[0] : at::cat(As, 0)).t());  // [N, sum r]
+  at::Tensor hA = at::mm(xl, (As.size() == 1 ? As[0] : at::cat(As, 0)).to(lt).t());  // [N, sum r]
   int64_t off = 0;
   for (int k : shared) {
     LoraLinear* a = lora_[i][k];
@@ -84,46 +88,52 @@ void Backprop::group_backward(size_t i, Group g, const at::Tensor& dy, const at:
     for (int k = g.first; k < g.first + g.count; ++k) grad_of(weight(i, k)).addmm_(dy_of(k).t(), x);
   }
   ProfSpan span(this, "LoRA");
-  at::Tensor xf;
+  // fp32: the gradients in fp32 from fp32 copies; bf16: the products in bf16 (as autograd
+  // runs them under autocast), each gradient converted to fp32 once.
+  const at::ScalarType lt = lora_dtype(x);
+  at::Tensor xl;
   std::vector<int> shared;
   int64_t shared_r = 0;
   for (int k = g.first; k < g.first + g.count; ++k) {
     LoraLinear* a = active(i, k);
     if (!a) continue;
-    if (!xf.defined()) xf = x.to(at::kFloat);
-    at::Tensor dyf = dy_of(k).to(at::kFloat);
-    grad_of(a->B()).addmm_(dyf.t(), s.p[k].hA, 1.0, a->scale());
+    if (!xl.defined()) xl = x.to(lt);
+    at::Tensor dyl = dy_of(k).to(lt);
+    if (lt == at::kFloat) grad_of(a->B()).addmm_(dyl.t(), s.p[k].hA, 1.0, a->scale());
+    else grad_of(a->B()).add_(at::mm(dyl.t(), s.p[k].hA).to(at::kFloat), a->scale());
     if (!dropping(i, k)) {
       shared.push_back(k);
       shared_r += a->r();
       continue;
     }
-    at::Tensor gk = at::mm(dyf, a->B()).mul_(a->scale());  // [N, r]
-    grad_of(a->A()).addmm_(gk.t(), xf * s.p[k].keep);
-    at::Tensor gx = at::mm(gk, a->A()).mul_(s.p[k].keep);  // [N, in] fp32
+    at::Tensor gk = at::mm(dyl, a->B().to(lt)).mul_(a->scale());  // [N, r]
+    at::Tensor xd = (x.to(at::kFloat) * s.p[k].keep).to(lt);
+    if (lt == at::kFloat) grad_of(a->A()).addmm_(gk.t(), xd);
+    else grad_of(a->A()).add_(at::mm(gk.t(), xd).to(at::kFloat));
+    at::Tensor gx = at::mm(gk, a->A().to(lt)).to(at::kFloat).mul_(s.p[k].keep);  // [N, in] fp32
     dx.add_(gx.to(dx.scalar_type()));
   }
   if (shared.empty()) return;
-  at::Tensor G = at::empty({dy.size(0), shared_r}, dy.options().dtype(at::kFloat));  // [N, sum r]
+  at::Tensor G = at::empty({dy.size(0), shared_r}, dy.options().dtype(lt));  // [N, sum r]
   std::vector<at::Tensor> As;
   int64_t off = 0;
   for (int k : shared) {
     LoraLinear* a = lora_[i][k];
     at::Tensor gk = G.narrow(1, off, a->r());
-    at::mm_out(gk, dy_of(k).to(at::kFloat), a->B());
+    at::mm_out(gk, dy_of(k).to(lt), a->B().to(lt));
     gk.mul_(a->scale());
     As.push_back(a->A());
     off += a->r();
   }
-  at::Tensor A = As.size() == 1 ? As[0] : at::cat(As, 0);  // [sum r, in]
-  at::Tensor dA = at::mm(G.t(), xf);                         // [sum r, in]
+  at::Tensor A = (As.size() == 1 ? As[0] : at::cat(As, 0)).to(lt);  // [sum r, in]
+  at::Tensor dA = at::mm(G.t(), xl);                                // [sum r, in]
   off = 0;
   for (int k : shared) {
     LoraLinear* a = lora_[i][k];
-    grad_of(a->A()).add_(dA.narrow(0, off, a->r()));
+    grad_of(a->A()).add_(dA.narrow(0, off, a->r()).to(at::kFloat));
     off += a->r();
   }
-  if (dx.scalar_type() == at::kFloat) dx.addmm_(G, A);
+  if (dx.scalar_type() == at::kFloat && lt == at::kFloat) dx.addmm_(G, A);
   else dx.add_(at::mm(G, A).to(dx.scalar_type()));
 }
 

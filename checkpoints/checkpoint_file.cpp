@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "checkpoints/h5_io.h"
+#include "core/json_text.h"
 
 namespace abm {
 namespace {
@@ -232,7 +233,7 @@ CheckpointState read_all(const Reader& r) {
   std::string trainable = get_str(f, "trainable");
   ABM_REQUIRE(trainable == "lora" || trainable == "full", "unknown trainable kind \"", trainable, "\"");
   if (trainable == "lora")
-    s.lora = LoraConfig::from_json(nlohmann::json::parse(get_str(f, "lora_config")), "lora_config");
+    s.lora = LoraConfig::from_json(parse_json(get_str(f, "lora_config"), "lora_config"), "lora_config");
   ABM_REQUIRE(s.step >= 0 && s.samples_seen >= 0 && s.world_size >= 1, "bad progress attributes");
   s.trainable = read_trainable(r, s.lora ? "adapter" : "params");
   s.optimizer = read_optimizer(r, s.trainable);

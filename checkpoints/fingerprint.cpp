@@ -12,6 +12,7 @@
 
 #include "checkpoints/xxh64.h"
 #include "core/check.h"
+#include "core/json_text.h"
 #include "model/safetensors.h"
 
 namespace abm {
@@ -34,14 +35,8 @@ struct Fd {  // closes on scope exit, also when a read throws
 }  // namespace
 
 std::string model_fingerprint(const std::string& dir) {
-  std::ifstream in(dir + "/config.json");
-  ABM_REQUIRE(in, dir, "/config.json: cannot open (fingerprint of the base model)");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(dir, "/config.json: not valid JSON: ", e.what()));
-  }
+  const std::string path = dir + "/config.json";
+  nlohmann::json config = parse_json(read_small_file(path), path);
   config.erase("_name_or_path");
   config.erase("transformers_version");
   uint64_t h = hash_str(config.dump(), 0);  // nlohmann objects iterate in key order

@@ -192,13 +192,12 @@ at::Tensor get_tensor(hid_t group, const std::string& name, uint64_t max_bytes,
   std::vector<hsize_t> dims(rank);
   ABM_H5_CHECK(H5Sget_simple_extent_dims(space, dims.data(), nullptr));
   std::vector<int64_t> shape(dims.begin(), dims.end());
-  uint64_t numel = 1;
-  for (hsize_t d : dims) {
-    ABM_REQUIRE(d <= max_bytes, what, ": claims more elements than the file holds");
-    numel *= d;
-  }
-  const uint64_t bytes = numel * c10::elementSize(tm->dtype);
-  ABM_REQUIRE(numel <= max_bytes && bytes <= max_bytes, what, ": claims ", bytes,
+  // Overflow-safe: dims such as 256^8 must not wrap around to a small count.
+  uint64_t numel = 1, bytes = 0;
+  bool wraps = false;
+  for (hsize_t d : dims) wraps = wraps || __builtin_mul_overflow(numel, uint64_t(d), &numel);
+  wraps = wraps || __builtin_mul_overflow(numel, uint64_t(c10::elementSize(tm->dtype)), &bytes);
+  ABM_REQUIRE(!wraps && bytes <= max_bytes, what, ": claims ", wraps ? "more" : cat(bytes),
               " bytes, more than the file's ", max_bytes);
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(tm->dtype));
   if (numel > 0) ABM_H5_CHECK(H5Dread(ds, tm->mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()));

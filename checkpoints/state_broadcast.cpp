@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "core/json_text.h"
 
 namespace abm {
 namespace {
@@ -106,7 +107,7 @@ void unpack_scalars(Unpack& u, CheckpointState& s) {
   s.sampler_seed = u.get<uint64_t>();
   std::string lora = u.str();
   s.lora.reset();
-  if (!lora.empty()) s.lora = LoraConfig::from_json(nlohmann::json::parse(lora), "broadcast");
+  if (!lora.empty()) s.lora = LoraConfig::from_json(parse_json(lora, "broadcast"), "broadcast");
   s.abm.reset();
   if (u.get<int64_t>()) {
     AbmProvenance a;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/json_text.h"
 #include "core/fs.h"
 
 namespace abm {
@@ -24,10 +25,7 @@ RunCurves read_run(const std::string& dir) {
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (line.empty()) continue;
-    nlohmann::json j;
-    try { j = nlohmann::json::parse(line); } catch (const std::exception& e) {
-      throw Error(cat(path, ":", line_no, ": not JSON (", e.what(), ")"));
-    }
+    nlohmann::json j = parse_json(line, cat(path, ":", line_no));
     if (!j.contains("step")) continue;
     const int64_t s = j["step"].get<int64_t>();
     if (j.contains("loss")) r.loss.push_back({s, j["loss"].get<double>()});
@@ -36,10 +34,10 @@ RunCurves read_run(const std::string& dir) {
     if (j.contains("step_s")) r.train_seconds += j["step_s"].get<double>();
   }
   ABM_REQUIRE(!r.loss.empty(), path, ": no step records");
-  std::ifstream abm(dir + "/abm.json");
   r.init = "lora";
-  if (abm.good()) {
-    nlohmann::json j = nlohmann::json::parse(abm);
+  if (std::ifstream(dir + "/abm.json").good()) {
+    const std::string abm_path = dir + "/abm.json";
+    nlohmann::json j = parse_json(read_small_file(abm_path), abm_path);
     r.init = "abm";
     r.abm_seconds = j.value("teacher_seconds", 0.0) + j.value("seconds", 0.0);
   }

@@ -25,9 +25,12 @@ std::string group_of(const std::string& name) {
   const std::string pre = "model.layers.";
   if (name.rfind(pre, 0) == 0) {
     size_t dot = name.find('.', pre.size());
-    int idx = std::stoi(name.substr(pre.size(), dot - pre.size()));
+    const std::string idx = name.substr(pre.size(), dot - pre.size());
+    // A stray name such as model.layers.x.foo is shown as its own group, not parsed.
+    if (idx.empty() || idx.size() > 9 || idx.find_first_not_of("0123456789") != std::string::npos)
+      return "model.layers." + idx;
     char buf[32];
-    std::snprintf(buf, sizeof(buf), "layer %03d", idx);
+    std::snprintf(buf, sizeof(buf), "layer %03d", std::stoi(idx));
     return buf;
   }
   if (name == "model.embed_tokens.weight") return "embed_tokens";

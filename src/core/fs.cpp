@@ -1,6 +1,7 @@
 #include "core/fs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,6 +23,12 @@ void require_dir(const std::string& dir, const std::string& what) {
   std::error_code ec;
   ABM_REQUIRE(fs::exists(dir, ec), dir, ": no such ", what, " directory");
   ABM_REQUIRE(fs::is_directory(dir, ec), dir, ": not a directory (expected a ", what, " directory)");
+}
+
+void require_regular_file(const std::string& path) {
+  struct stat st {};
+  ABM_REQUIRE(::stat(path.c_str(), &st) == 0, path, ": cannot open (", std::strerror(errno), ")");
+  ABM_REQUIRE(S_ISREG(st.st_mode), path, ": not a regular file");
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {

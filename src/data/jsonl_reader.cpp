@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/fs.h"
+#include "core/json_text.h"
 
 namespace abm {
 namespace {
@@ -176,6 +178,7 @@ void read_jsonl(std::istream& in, Records& out) {
     ++lineno;
     if (blank(line)) continue;
     std::string where = cat(out.path, ":", lineno);
+    check_json_depth(line, where);
     json j;
     try {
       j = json::parse(line);
@@ -187,9 +190,11 @@ void read_jsonl(std::istream& in, Records& out) {
 }
 
 void read_json_array(std::istream& in, Records& out) {
+  const std::string text(std::istreambuf_iterator<char>(in), {});
+  check_json_depth(text, out.path);
   json a;
   try {
-    a = json::parse(in);
+    a = json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(cat(out.path, ": ", e.what()));  // nlohmann names line and column here
   }
@@ -228,6 +233,7 @@ std::string locate(const std::string& path, bool json_array, int64_t source) {
 Records read_records(const std::string& path, DataFormat format) {
   std::ifstream in(path, std::ios::binary);
   ABM_REQUIRE(in, path, ": cannot open data file: ", std::strerror(errno));
+  require_regular_file(path);  // /dev/zero or a FIFO would be read forever
   Records out;
   out.path = path;
   out.format = format;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/check.h"
+#include "core/json_text.h"
 #include "core/fs.h"
 
 namespace abm {
@@ -123,13 +124,7 @@ PeftConfigFile read_peft_config(const std::string& dir) {
   const std::string path = dir + "/" + kConfigFile;
   ABM_REQUIRE(exists(dir), dir, ": no such adapter directory");
   ABM_REQUIRE(exists(path), path, ": missing (not a PEFT adapter directory)");
-  nlohmann::json j;
-  try {
-    std::ifstream in(path);
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  nlohmann::json j = parse_json(read_small_file(path), path);
   ABM_REQUIRE(j.is_object(), path, ": expected a JSON object");
   auto type = field<std::string>(j, "peft_type", path);
   ABM_REQUIRE(type == "LORA", path, ": peft_type \"", type, "\" is not supported (only LORA)");

@@ -11,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/json_text.h"
 
 namespace abm {
 namespace {
@@ -48,6 +49,7 @@ std::string dtype_name(at::ScalarType t) {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  require_regular_file(path);
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ABM_REQUIRE(fd_ >= 0, path, ": cannot open (", std::strerror(errno), ")");
   struct stat st;
@@ -63,12 +65,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   ABM_REQUIRE(n <= size_ - 8, path, ": header length ", n, " runs past end of file (",
               size_, " bytes)");
   data_start_ = 8 + n;
-  nlohmann::json h;
-  try {
-    h = nlohmann::json::parse(base_ + 8, base_ + 8 + n);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": header is not valid JSON: ", e.what()));
-  }
+  nlohmann::json h =
+      parse_json(std::string_view(reinterpret_cast<const char*>(base_) + 8, n), path + ": header");
   ABM_REQUIRE(h.is_object(), path, ": header is not a JSON object");
   const uint64_t data_size = size_ - data_start_;
   for (auto& [name, v] : h.items()) {
@@ -91,12 +89,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     auto dt = dtype_table().find(e.dtype);
     ABM_REQUIRE(dt != dtype_table().end(), path, ": tensor ", name, " has unsupported dtype ",
                 e.dtype, " (supported: F32, F16, BF16, F64, I64, I32, U8, I8)");
-    uint64_t numel = 1;
+    // Overflow-safe: a shape like [2^62 + 1] must not wrap around to a small byte count.
+    uint64_t bytes = c10::elementSize(dt->second);
+    bool wraps = false;
     for (auto d : e.shape) {
       ABM_REQUIRE(d >= 0, path, ": tensor ", name, " has a negative dimension");
-      numel *= static_cast<uint64_t>(d);
+      wraps = wraps || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes);
     }
-    ABM_REQUIRE(e.end >= e.begin && e.end - e.begin == numel * c10::elementSize(dt->second),
+    ABM_REQUIRE(!wraps && e.end >= e.begin && e.end - e.begin == bytes,
                 path, ": tensor ", name, ": data_offsets [", e.begin, ", ", e.end,
                 ") do not match shape ", shape_str(e.shape), " of ", e.dtype);
     ABM_REQUIRE(e.end <= data_size, path, ": truncated: tensor ", name, " ends at byte ",
@@ -141,10 +141,8 @@ TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
   std::string index = dir + "/model.safetensors.index.json";
   std::string single = dir + "/model.safetensors";
   if (file_exists(index)) {
-    std::ifstream in(index);
-    nlohmann::json j;
+    nlohmann::json j = parse_json(read_small_file(index), index);
     try {
-      in >> j;
       for (auto& [k, v] : j.at("weight_map").items()) weight_map_[k] = v.get<std::string>();
     } catch (const nlohmann::json::exception& e) {
       throw Error(cat(index, ": malformed index: ", e.what()));

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/check.h"
+#include "core/json_text.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -41,6 +42,7 @@ void truncate_metrics(const std::string& path, int64_t last_step) {
   std::string kept, line;
   int64_t dropped = 0;
   while (std::getline(in, line)) {
+    check_json_depth(line, path);
     nlohmann::json r = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (last_step >= 0 && r.is_object() && r.contains("step") && r["step"].is_number_integer() &&
         r["step"].get<int64_t>() <= last_step) {

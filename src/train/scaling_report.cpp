@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/json_text.h"
 #include "core/fs.h"
 
 namespace abm {
@@ -90,6 +91,7 @@ ScalingRun read_scaling_run(const std::string& dir) {
   int64_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
+    check_json_depth(line, cat(path, ":", line_no));
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     ABM_REQUIRE(!j.is_discarded(), path, ":", line_no, ": not JSON");
     if (!j.contains("tokens_per_s")) continue;  // e.g. the step-0 record

@@ -40,11 +40,13 @@ void AbmConfig::validate(int ranks) const {
   ABM_REQUIRE(!recompute || (S > 1 && scope == "global"), "--abm-recompute applies to pipeline "
               "stages with --abm-scope global (here: ", S, " stage(s), scope ", scope, ")");
   const int data_ranks = map.replicas();  // the ranks of one stage split each step's samples
-  ABM_REQUIRE(margin >= 0, "--abm-margin must be >= 0");
-  ABM_REQUIRE(samples > 0, "--abm-samples must be positive");
-  ABM_REQUIRE(steps >= 0, "--abm-steps must be >= 0");
-  ABM_REQUIRE(lr > 0 && weight_decay >= 0, "--abm-lr must be positive, --abm-weight-decay >= 0");
-  ABM_REQUIRE(max_length > 1, "--abm-max-length must be at least 2");
+  ABM_REQUIRE(margin >= 0 && margin <= 1e3, "--abm-margin must be in [0, 1000], got ", margin);
+  ABM_REQUIRE(samples > 0 && samples <= (int64_t(1) << 20), "--abm-samples must be in [1, 1048576]");
+  ABM_REQUIRE(steps >= 0 && steps <= (int64_t(1) << 30), "--abm-steps must be in [0, 2^30]");
+  ABM_REQUIRE(lr > 0 && lr <= 1, "--abm-lr must be in (0, 1], got ", lr);
+  ABM_REQUIRE(weight_decay >= 0 && weight_decay <= 1, "--abm-weight-decay must be in [0, 1]");
+  ABM_REQUIRE(max_length > 1 && max_length <= (int64_t(1) << 20),
+              "--abm-max-length must be in [2, 1048576]");
   ABM_REQUIRE(batch <= samples, "--abm-batch (", batch, ") exceeds --abm-samples (", samples, ")");
   const int64_t per_step = micro_batch * data_ranks;  // one stage splits a step over the ranks
   ABM_REQUIRE(batch > 0 && micro_batch > 0 && batch % per_step == 0, "--abm-batch ", batch,

@@ -8,6 +8,7 @@
 #include "lora/peft_io.h"
 #include "model/tokenizer.h"
 #include "train/compute_dtype.h"
+#include "train/train_config.h"
 #include "train/evaluate.h"
 
 namespace abm {
@@ -41,7 +42,10 @@ int cmd_eval(int argc, char** argv) {
   DataSplits data;
   std::unique_ptr<PeftAdapter> adapter;
   Runtime::agree([&] {
-    ABM_REQUIRE(cfg.micro_batch > 0, "--micro-batch must be positive");
+    ABM_REQUIRE(cfg.micro_batch > 0 && cfg.micro_batch <= kMaxGlobalBatch,
+                "--micro-batch must be in [1, ", kMaxGlobalBatch, "]");
+    ABM_REQUIRE(cfg.max_length > 1 && cfg.max_length <= kMaxLength, "--max-length must be in [2, ",
+                kMaxLength, "]");
     LoadOptions lo;
     lo.device = resolve_device(cfg.device);
     lo.dtype = command_dtype("eval", cfg.dtype, cfg.model, comm.get(), lo.device);

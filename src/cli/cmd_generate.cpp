@@ -72,8 +72,12 @@ int cmd_generate(int argc, char** argv) {
   std::unique_ptr<PeftAdapter> adapter;  // stays attached to the model while generating
   std::vector<int64_t> prompt;
   Runtime::agree([&] {
-    ABM_REQUIRE(cfg.max_new_tokens > 0, "--max-new-tokens must be positive");
-    ABM_REQUIRE(cfg.temperature >= 0, "--temperature must be >= 0");
+    ABM_REQUIRE(cfg.max_new_tokens > 0 && cfg.max_new_tokens <= (int64_t(1) << 20),
+                "--max-new-tokens must be in [1, 1048576]");
+    // Logits / 1e-300 overflow to inf; below 1e-3 sampling is greedy in all but name.
+    ABM_REQUIRE(cfg.temperature == 0 || (cfg.temperature >= 1e-3 && cfg.temperature <= 1e3),
+                "--temperature must be 0 (greedy) or in [0.001, 1000], got ", cfg.temperature);
+    ABM_REQUIRE(cfg.top_k >= 0, "--top-k must be >= 0 (0 = off), got ", cfg.top_k);
     ABM_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "--top-p must be in (0, 1]");
     LoadOptions lo;
     lo.device = resolve_device(cfg.device);

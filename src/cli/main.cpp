@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -47,6 +48,18 @@ std::string first_line(const char* s) {
   return nl == std::string::npos ? m : m.substr(0, nl);
 }
 
+// launch/run sets ABM_EXIT_FILE: rank 0 writes its exit status there, because mpirun and
+// srun do not pass a rank's 3 ("stopped with a checkpoint, requeue me") through a signal.
+// Errors end in abort_all (status 2), which needs no file: the launcher fails then too.
+void report_status(int status) {
+  const char* path = std::getenv("ABM_EXIT_FILE");
+  if (!path || !*path || abm::Runtime::rank() != 0) return;
+  if (std::FILE* f = std::fopen(path, "w")) {
+    std::fprintf(f, "%d\n", status);
+    std::fclose(f);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,7 +75,10 @@ int main(int argc, char** argv) {
       const Command* found = nullptr;
       for (auto& c : kCommands)
         if (cmd == c.name) found = &c;
-      if (!found) throw abm::Error("unknown command \"" + cmd + "\" (see abmlora --help)");
+      // Every rank sees the same argv: agree() prints the message once, from rank 0.
+      abm::Runtime::agree([&] {
+        if (!found) throw abm::Error("unknown command \"" + cmd + "\" (see abmlora --help)");
+      });
       status = found->run(argc - 1, argv + 1);  // argv[0] becomes the subcommand name
     }
   } catch (const abm::ReportedExit& e) {
@@ -74,6 +90,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     abm::Runtime::abort_all(first_line(e.what()), 2);
   }
+  report_status(status);
   abm::Runtime::finalize();
   return status;
 }

@@ -1,5 +1,6 @@
 #include "core/options.h"
 
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/fs.h"
 #include "core/log.h"
 
 namespace abm {
@@ -56,6 +58,7 @@ bool Options::parse_local(int argc, char** argv) {
     }
     if (vm_.count("config")) {
       std::string path = vm_["config"].as<std::string>();
+      require_regular_file(path);  // a directory would open and read as empty
       std::ifstream in(path);
       ABM_REQUIRE(in, "--config ", path, ": cannot open file: ", std::strerror(errno));
       try {
@@ -66,6 +69,14 @@ bool Options::parse_local(int argc, char** argv) {
       }
     }
     po::notify(vm_);
+    // No option of any command means anything as inf or NaN (--lr inf made every adapter
+    // value NaN); ranges are each command's own validation.
+    for (auto& [k, v] : vm_) {
+      const double* d = boost::any_cast<double>(&v.value());
+      const float* f = boost::any_cast<float>(&v.value());
+      ABM_REQUIRE((!d || std::isfinite(*d)) && (!f || std::isfinite(*f)), "--", k,
+                  ": must be a finite number (got ", to_text(v.value()), ")");
+    }
   } catch (const po::error& e) {
     throw Error(cat("abmlora ", command_, ": ", e.what(), " (see abmlora ", command_,
                     " --help)"));

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -56,6 +57,8 @@ int Runtime::local_size() { return g_local_size; }
 const std::string& Runtime::host() { return g_host; }
 
 int Runtime::set_threads(int requested) {
+  ABM_REQUIRE(requested >= 0 && requested <= 4096, "--threads must be in [0, 4096], got ",
+              requested);
   int n = requested;
   if (n <= 0) {
     int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -85,6 +88,8 @@ void Runtime::agree(const std::function<void()>& step) {
   ABM_MPI_CHECK(MPI_Bcast(buf.data(), len, MPI_CHAR, first, MPI_COMM_WORLD));
   if (g_rank == 0) {
     std::string text(buf.begin(), buf.end());
+    for (char& c : text)
+      if (c == '\n' || c == '\r') c = ' ';
     text = cat("[rank ", first, "] ", text);
     std::fprintf(stderr, "abmlora: error: %s\n", text.c_str());
     std::fflush(stderr);
@@ -93,10 +98,19 @@ void Runtime::agree(const std::function<void()>& step) {
 }
 
 void Runtime::abort_all(const std::string& reason, int status) {
-  if (g_size > 1)
-    std::fprintf(stderr, "abmlora: error: [%s] %s\n", where().c_str(), reason.c_str());
-  else
-    std::fprintf(stderr, "abmlora: error: %s\n", reason.c_str());
+  // One line, whatever a library put into its message (HDF5's texts carry newlines).
+  std::string line = reason;
+  for (char& c : line)
+    if (c == '\n' || c == '\r') c = ' ';
+  if (g_size > 1) {
+    // An error every rank meets (a bad file all of them read) should be printed once: a
+    // rank > 0 gives rank 0 a moment to report it and abort the job first. A fault only
+    // this rank has is still printed, half a second later.
+    if (g_rank > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::fprintf(stderr, "abmlora: error: [%s] %s\n", where().c_str(), line.c_str());
+  } else {
+    std::fprintf(stderr, "abmlora: error: %s\n", line.c_str());
+  }
   std::fflush(stderr);
   if (g_init && g_size > 1) MPI_Abort(MPI_COMM_WORLD, status);
   finalize();

@@ -1,17 +1,25 @@
 #include "model/llama_config.h"
 
+#include <cmath>
 #include <fstream>
 
 #include "core/check.h"
+#include "core/json_text.h"
 
 namespace abm {
 namespace {
+
+constexpr int64_t kMaxConfigInt = int64_t(1) << 24;
 
 int64_t req_int(const nlohmann::json& j, const char* key, const std::string& origin) {
   ABM_REQUIRE(j.contains(key), origin, ": missing field \"", key, "\"");
   ABM_REQUIRE(j[key].is_number_integer(), origin, ": field \"", key, "\" must be an integer");
   int64_t v = j[key].get<int64_t>();
   ABM_REQUIRE(v > 0, origin, ": field \"", key, "\" must be positive, got ", v);
+  // Far above any real model; a larger value is a damaged file, not a request to
+  // allocate terabytes.
+  ABM_REQUIRE(v <= kMaxConfigInt, origin, ": field \"", key, "\" is ", v, ", above the ",
+              kMaxConfigInt, " any real model has");
   return v;
 }
 
@@ -54,13 +62,18 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& o
               " is not a multiple of num_key_value_heads ", c.kv_heads);
   c.rms_eps = opt<double>(j, "rms_norm_eps", 1e-6, origin);
   c.rope_theta = opt<double>(j, "rope_theta", 10000.0, origin);
-  ABM_REQUIRE(c.rms_eps > 0 && c.rope_theta > 0, origin,
-              ": rms_norm_eps and rope_theta must be positive");
-  c.max_positions = opt<int64_t>(j, "max_position_embeddings", 2048, origin);
+  ABM_REQUIRE(c.rms_eps > 0 && c.rms_eps < 1 && c.rope_theta > 0 && std::isfinite(c.rope_theta),
+              origin, ": rms_norm_eps must be in (0, 1) and rope_theta positive and finite");
+  c.max_positions = j.contains("max_position_embeddings") && !j["max_position_embeddings"].is_null()
+                        ? req_int(j, "max_position_embeddings", origin)
+                        : 2048;
   c.tie_embeddings = opt<bool>(j, "tie_word_embeddings", false, origin);
   c.torch_dtype = opt<std::string>(j, "torch_dtype", "float32", origin);
   c.bos_id = opt<int64_t>(j, "bos_token_id", 1, origin);
   c.eos_id = opt<int64_t>(j, "eos_token_id", 2, origin);
+  ABM_REQUIRE(c.bos_id >= 0 && c.bos_id < c.vocab && c.eos_id >= 0 && c.eos_id < c.vocab, origin,
+              ": bos_token_id ", c.bos_id, " and eos_token_id ", c.eos_id,
+              " must be token ids below vocab_size ", c.vocab);
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     const auto& rs = j["rope_scaling"];
     ABM_REQUIRE(rs.is_object(), origin, ": rope_scaling must be null or an object");
@@ -75,15 +88,7 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& o
 }
 
 LlamaConfig LlamaConfig::load(const std::string& path) {
-  std::ifstream in(path);
-  ABM_REQUIRE(in, path, ": cannot open (", std::strerror(errno), ")");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON: ", e.what()));
-  }
-  return from_json(j, path);
+  return from_json(parse_json(read_small_file(path), path), path);
 }
 
 nlohmann::json LlamaConfig::to_json() const {

@@ -23,7 +23,7 @@ void TrainConfig::declare(Options& o) {
       ("tokenizer", po::value(&tokenizer)->default_value(""), "tokenizer.model (default: MODEL/tokenizer.model)")
       ("format", po::value(&format)->default_value(format), "auto | text | alpaca | chat | tokens")
       ("template", po::value(&tmpl)->default_value(tmpl), "auto | plain | alpaca | llama2-chat")
-      ("cache-dir", po::value(&cache_dir)->default_value(""), "tokenized-data cache (default OUT/../.token-cache)")
+      ("cache-dir", po::value(&cache_dir)->default_value(""), "tokenized-data cache, may be shared by runs (default OUT/.token-cache: nothing is written outside --out)")
       ("max-length", po::value(&max_length)->default_value(max_length), "tokens per example / packed row")
       ("truncate", po::bool_switch(&truncate), "cut longer examples (counted) instead of failing")
       ("pack", po::bool_switch(&pack), "pack examples into rows (no cross-attention)")
@@ -65,9 +65,26 @@ void TrainConfig::validate(int data_ranks) const {
               "--init adapter and --init-adapter DIR go together");
   ABM_REQUIRE(steps > 0 || epochs > 0, "give --steps N or --epochs N");
   ABM_REQUIRE(steps >= 0 && epochs >= 0 && warmup >= 0, "--steps, --epochs, --warmup must be >= 0");
-  ABM_REQUIRE(lr > 0, "--lr must be positive");
-  ABM_REQUIRE(clip >= 0 && weight_decay >= 0, "--clip and --weight-decay must be >= 0");
-  ABM_REQUIRE(max_length > 1, "--max-length must be at least 2");
+  // Upper bounds far above any real run, so that a typo fails at once instead of sizing
+  // buffers or loops by it (--global-batch 99999999999 ran for minutes before failing).
+  ABM_REQUIRE(steps <= kMaxSteps && epochs <= kMaxSteps && warmup <= kMaxSteps,
+              "--steps, --epochs, --warmup must be <= ", kMaxSteps);
+  ABM_REQUIRE(global_batch >= 1 && global_batch <= kMaxGlobalBatch,
+              "--global-batch must be in [1, ", kMaxGlobalBatch, "], got ", global_batch);
+  ABM_REQUIRE(micro_batch >= 1 && micro_batch <= global_batch,
+              "--micro-batch must be in [1, --global-batch], got ", micro_batch);
+  // AdamW's step is lr-sized per coordinate: above 1 it can only diverge.
+  ABM_REQUIRE(lr > 0 && lr <= 1, "--lr must be in (0, 1], got ", lr);
+  ABM_REQUIRE(min_lr_ratio >= 0 && min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1], got ",
+              min_lr_ratio);
+  ABM_REQUIRE(clip >= 0, "--clip must be >= 0 (0 = off), got ", clip);
+  ABM_REQUIRE(weight_decay >= 0 && weight_decay <= 1, "--weight-decay must be in [0, 1], got ",
+              weight_decay);
+  ABM_REQUIRE(max_length > 1 && max_length <= kMaxLength, "--max-length must be in [2, ",
+              kMaxLength, "], got ", max_length);
+  ABM_REQUIRE(lora_r >= 1 && lora_r <= 65536, "--lora-r must be in [1, 65536], got ", lora_r);
+  ABM_REQUIRE(eval_every >= 0 && log_every >= 0 && drift_check_every >= 0 && info_loss_every >= 0,
+              "--eval-every, --log-every, --drift-check-every, --info-loss-every must be >= 0");
   ABM_REQUIRE(schedule == "cosine" || schedule == "constant", "--schedule: cosine | constant");
   ABM_REQUIRE(backprop == "manual" || backprop == "autograd", "--backprop: manual | autograd");
   ABM_REQUIRE(!(recompute && backprop == "autograd"), "--recompute needs --backprop manual");
@@ -107,7 +124,7 @@ DataOptions TrainConfig::data_options(int64_t vocab) const {
   d.eval_path = eval_data;
   d.eval_fraction = eval_fraction;
   d.split_seed = seed;
-  d.cache_dir = cache_dir.empty() ? out + "/../.token-cache" : cache_dir;
+  d.cache_dir = cache_dir.empty() ? out + "/.token-cache" : cache_dir;
   d.vocab_size = vocab;
   return d;
 }

@@ -10,6 +10,10 @@
 
 namespace abm {
 
+inline constexpr int64_t kMaxGlobalBatch = int64_t(1) << 20;  // sequences per step
+inline constexpr int64_t kMaxSteps = int64_t(1) << 30;
+inline constexpr int64_t kMaxLength = int64_t(1) << 20;  // tokens per row
+
 struct TrainConfig {
   // what
   std::string model, out = "runs/train", dtype = "auto";  // auto | fp32 | bf16

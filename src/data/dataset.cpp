@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include "core/check.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "data/sampler.h"
 #include "data/token_cache.h"
@@ -17,7 +19,8 @@ namespace {
 // Everything besides the file contents that changes the tokenized examples.
 std::string cache_options(const DataOptions& o) {
   return cat("format=", format_name(o.format), " template=", template_name(o.tmpl),
-             " train_on_inputs=", o.train_on_inputs);
+             " train_on_inputs=", o.train_on_inputs, " empty_response=untrained",
+             o.truncate ? cat(" text_budget_for=", o.max_length) : "");
 }
 
 TokenizedFile tokenize_file(const std::string& path, const DataOptions& o) {
@@ -30,8 +33,15 @@ TokenizedFile tokenize_file(const std::string& path, const DataOptions& o) {
   TokenizedFile out;
   out.format = recs.format;
   out.json_array = recs.json_array;
+  // One token stands for at most max_piece_bytes of text, so text past this budget can
+  // only make tokens past --max-length (a single 10 MB line took a minute to tokenize).
+  const size_t budget = tok ? static_cast<size_t>(o.max_length + 1) * tok->max_piece_bytes() : 0;
   for (const Record& r : recs.records) {
-    Example ex = make_example(r, recs.format, t, tok.get(), o.train_on_inputs);
+    bool cut = false;
+    Example ex = make_example(r, recs.format, t, tok.get(), o.train_on_inputs, budget, &cut);
+    ABM_REQUIRE(!cut || o.truncate, r.where, ": example is longer than --max-length ",
+                o.max_length, " tokens (its text has more bytes than that many tokens can ",
+                "hold); pass --truncate to cut it, or raise --max-length");
     if (tok && recs.format == DataFormat::Tokens)
       for (int64_t id : ex.ids)
         ABM_REQUIRE(id < tok->vocab_size(), r.where, ": token id ", id,
@@ -44,6 +54,8 @@ TokenizedFile tokenize_file(const std::string& path, const DataOptions& o) {
 
 // Through the cache when there is one; `status` says what happened.
 TokenizedFile tokenize_cached(const std::string& path, const DataOptions& o, std::string& status) {
+  // The cache key hashes the whole file, which must therefore end: no FIFO, no /dev/zero.
+  if (std::ifstream(path).good()) require_regular_file(path);
   if (o.cache_dir.empty()) {
     status = "off";
     return tokenize_file(path, o);
@@ -106,7 +118,8 @@ Dataset finish(const std::string& path, const TokenizedFile& t, std::vector<Exam
   }
   d.stats.examples = static_cast<int64_t>(d.examples.size());
   ABM_REQUIRE(!d.examples.empty(), path, ": no example has a trained token left (",
-              d.stats.untrained, " dropped; max length ", o.max_length, ")");
+              d.stats.untrained, " with an empty response or nothing trained; max length ",
+              o.max_length, ")");
   int64_t len = 0;
   for (int64_t i = 0; i < d.stats.examples; ++i) {
     const int64_t n = d.examples[i].size();
@@ -145,7 +158,8 @@ std::string Dataset::summary() const {
                       " trained");
   if (stats.truncated)
     s += cat("; ", stats.truncated, " truncated (", stats.tokens_dropped, " tokens dropped)");
-  if (stats.untrained) s += cat("; ", stats.untrained, " dropped with nothing to train on");
+  if (stats.untrained)
+    s += cat("; ", stats.untrained, " dropped with nothing to train on (empty response)");
   return s + "; token cache " + cache;
 }
 

@@ -136,6 +136,10 @@ std::vector<Segment> apply_template(Template t, DataFormat f, const Record& reco
 
 Example tokenize(const std::vector<Segment>& segments, const Tokenizer& tok, bool train_on_inputs) {
   Example ex;
+  // An empty response would teach nothing but EOS: its EOS is not trained either, so the
+  // example counts as having nothing to train on (dropped and counted by the dataset).
+  bool has_response = false;
+  for (const Segment& s : segments) has_response = has_response || (s.trained && !s.text.empty());
   auto push = [&](int64_t id, bool trained) {
     ex.ids.push_back(id);
     ex.labels.push_back(trained || train_on_inputs ? id : kIgnore);
@@ -144,21 +148,38 @@ Example tokenize(const std::vector<Segment>& segments, const Tokenizer& tok, boo
     if (s.bos) push(tok.bos_id(), false);
     if (!s.text.empty())
       for (int64_t id : tok.encode(s.text, /*add_bos=*/false)) push(id, s.trained);
-    if (s.eos) push(tok.eos_id(), true);
+    if (s.eos) push(tok.eos_id(), has_response);
   }
   if (!ex.labels.empty()) ex.labels[0] = kIgnore;  // nothing predicts position 0 (example.h)
   return ex;
 }
 
 Example make_example(const Record& record, DataFormat format, Template t, const Tokenizer* tok,
-                     bool train_on_inputs) {
+                     bool train_on_inputs, size_t text_budget, bool* cut) {
   if (format == DataFormat::Tokens) {
     Example ex{record.ids, record.labels.empty() ? record.ids : record.labels};
     ex.labels[0] = kIgnore;
     return ex;
   }
   ABM_CHECK(tok, "a tokenizer is needed for ", format_name(format), " records");
-  return tokenize(apply_template(t, format, record), *tok, train_on_inputs);
+  std::vector<Segment> segments = apply_template(t, format, record);
+  // Text past the budget could only become tokens past --max-length: cut it here rather
+  // than tokenize megabytes (at a UTF-8 character boundary; later segments go too).
+  size_t used = 0;
+  for (size_t i = 0; text_budget > 0 && i < segments.size(); ++i) {
+    std::string& text = segments[i].text;
+    if (used + text.size() <= text_budget) {
+      used += text.size();
+      continue;
+    }
+    size_t keep = text_budget - used;
+    while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+    text.resize(keep);
+    segments.resize(i + 1);
+    if (cut) *cut = true;
+    break;
+  }
+  return tokenize(segments, *tok, train_on_inputs);
 }
 
 }  // namespace abm

@@ -47,7 +47,8 @@ std::vector<Segment> apply_template(Template t, DataFormat f, const Record& reco
 Example tokenize(const std::vector<Segment>& segments, const Tokenizer& tok, bool train_on_inputs);
 
 // The whole step for one record; `tok` may be null only for tokens records.
+// text_budget > 0: text beyond that many bytes is cut before tokenizing (*cut = true).
 Example make_example(const Record& record, DataFormat format, Template t, const Tokenizer* tok,
-                     bool train_on_inputs);
+                     bool train_on_inputs, size_t text_budget = 0, bool* cut = nullptr);
 
 }  // namespace abm

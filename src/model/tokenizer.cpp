@@ -1,6 +1,8 @@
 #include "model/tokenizer.h"
 
 #include <dlfcn.h>
+
+#include <algorithm>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
@@ -100,6 +102,16 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
 }
 
 int64_t Tokenizer::vocab_size() const { return shim().id(handle_, 0); }
+
+int64_t Tokenizer::max_piece_bytes() const {
+  if (max_piece_bytes_ == 0) {
+    int64_t m = 1;
+    for (int64_t id = 0, n = vocab_size(); id < n; ++id)
+      m = std::max<int64_t>(m, static_cast<int64_t>(decode({id}).size()));
+    max_piece_bytes_ = m + 1;
+  }
+  return max_piece_bytes_;
+}
 int64_t Tokenizer::bos_id() const { return shim().id(handle_, 1); }
 int64_t Tokenizer::eos_id() const { return shim().id(handle_, 2); }
 

@@ -18,6 +18,9 @@ class Tokenizer {
   std::vector<int64_t> encode(const std::string& text, bool add_bos) const;
   std::string decode(const std::vector<int64_t>& ids) const;
   int64_t vocab_size() const;
+  // The most text bytes one token can stand for (+1 for the space SentencePiece prefixes):
+  // a text of more than n times this many bytes has more than n tokens.
+  int64_t max_piece_bytes() const;
   int64_t bos_id() const;
   int64_t eos_id() const;
 
@@ -27,6 +30,7 @@ class Tokenizer {
 
  private:
   void* handle_ = nullptr;
+  mutable int64_t max_piece_bytes_ = 0;  // computed on first use
   std::string path_;
 };
 

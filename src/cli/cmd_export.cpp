@@ -3,21 +3,30 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/staged_dir.h"
 #include "lora/peft_io.h"
 
 namespace abm {
 namespace {
 
+// Each output is written into a staging directory and renamed into place when complete,
+// so a failure midway leaves what was there before; the inputs are never an output.
 void export_on_rank0(const std::string& model_dir, const std::string& adapter_dir,
-                     const std::string& out, const std::string& merge, at::ScalarType dtype) {
+                     const std::string& out, const std::string& merge, at::ScalarType dtype,
+                     bool force) {
+  const std::vector<std::string> inputs = {model_dir, adapter_dir};
   if (!out.empty()) {
+    StagedDir dir(out, "--out", force, inputs);
     LlamaModel model = LlamaModel::load(model_dir);
     PeftAdapter a = import_peft(adapter_dir, model);
-    export_peft(a.adapters, model_dir, out);
+    export_peft(a.adapters, model_dir, dir.path());
+    dir.commit();
     log0("export: adapter -> ", out);
   }
   if (!merge.empty()) {
-    merge_to_model_dir(model_dir, adapter_dir, merge, dtype);
+    StagedDir dir(merge, "--merge", force, inputs);
+    merge_to_model_dir(model_dir, adapter_dir, dir.path(), dtype);
+    dir.commit();
     log0("export: merged model -> ", merge);
   }
 }
@@ -27,18 +36,20 @@ void export_on_rank0(const std::string& model_dir, const std::string& adapter_di
 int cmd_export(int argc, char** argv) {
   struct {
     std::string model, adapter, out, merge, dtype = "fp32";
+    bool force = false;
   } cfg;
   Options opts("export", "Re-export a PEFT adapter, or merge it into a full model.");
   opts.add()("model", po::value(&cfg.model)->required(), "base model directory")
       ("adapter", po::value(&cfg.adapter)->required(), "adapter directory (PEFT format)")
       ("out", po::value(&cfg.out)->default_value(""), "write the adapter here (PEFT format)")
       ("merge", po::value(&cfg.merge)->default_value(""), "write base + adapter merged here (HF model)")
-      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "merged model dtype: fp32 | bf16");
+      ("dtype", po::value(&cfg.dtype)->default_value(cfg.dtype), "merged model dtype: fp32 | bf16")
+      ("force", po::bool_switch(&cfg.force), "replace a non-empty --out / --merge directory (once the new one is complete)");
   if (!opts.parse(argc, argv)) return 0;
   Runtime::agree([&] {
     ABM_REQUIRE(!cfg.out.empty() || !cfg.merge.empty(), "export: give --out DIR and/or --merge DIR");
     at::ScalarType dtype = parse_dtype(cfg.dtype, "--dtype");
-    if (Runtime::rank() == 0) export_on_rank0(cfg.model, cfg.adapter, cfg.out, cfg.merge, dtype);
+    if (Runtime::rank() == 0) export_on_rank0(cfg.model, cfg.adapter, cfg.out, cfg.merge, dtype, cfg.force);
   });
   return 0;
 }

@@ -6,11 +6,13 @@
 #                                            on 2 tasks: signalled before the time limit, forwards,
 #                                            checkpoints, requeues itself, resumes, finishes with
 #                                            the adapter of an uninterrupted run (byte for byte)
+#   slurm_test.sh stop ABMLORA               SIGTERM / SIGINT to launch/run in a 2-task job:
+#                                            checkpoint, and launch/run returns 3 (not srun's status)
 # Exit 77 (ctest: skipped) with a message when not root or Slurm cannot be installed.
 # Everything started is stopped again (trap), whatever happens.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-mode="${1:?usage: slurm_test.sh smoke|requeue ABMLORA [MPI_TEST]}"
+mode="${1:?usage: slurm_test.sh smoke|stop|requeue ABMLORA [MPI_TEST]}"
 abmlora="$(realpath "${2:?ABMLORA}")"  # absolute: the job runs in the state directory
 [ "$mode" = smoke ] && mpi_test="$(realpath "${3:?MPI_TEST}")"
 skip() { echo "SKIPPED: $*"; exit 77; }
@@ -35,6 +37,17 @@ ABM_SLURM_PORT=$port "$here/slurm/local/start.sh" "$state" || fail "slurm/local/
 source "$state/env.sh"
 cd "$state"
 
+# A tiny model and 40 token rows (the stop and requeue modes).
+make_tiny() {
+  "$abmlora" init-model --out model --hidden 32 --intermediate 64 --layers 2 --heads 4 \
+    --kv-heads 2 --vocab 97 --seed 1 --std 0.05 >/dev/null || fail "init-model"
+  for i in $(seq 0 39); do
+    ids=1
+    for j in $(seq 1 $((5 + (i * 5) % 11))); do ids="$ids,$((3 + (i * 3 + j * 7) % 90))"; done
+    echo "{\"input_ids\": [$ids]}"
+  done >train.jsonl
+}
+
 case "$mode" in
 smoke)
   cat >job.sh <<JOB
@@ -55,15 +68,40 @@ JOB
   grep -q "PASSED" job.out || fail "checkpoints_mpi_test did not pass under srun --mpi=pmix"
   echo "slurm smoke: OK"
   ;;
+stop)
+  # SIGTERM, then SIGINT, to launch/run inside a job: srun stops the ranks, which write a
+  # checkpoint and exit 3; srun itself reports a failure, launch/run must return 3.
+  make_tiny
+  cat >job.sh <<JOB
+#!/bin/bash
+#SBATCH --ntasks=2
+#SBATCH --cpus-per-task=1
+#SBATCH --time=5
+#SBATCH --output=$state/job.out
+for sig in TERM INT; do
+  ABM_TEST_STEP_SLEEP_S=1 ABMLORA=$abmlora $here/launch/run -n 2 --threads 1 -- train \
+    --model $state/model --data $state/train.jsonl --global-batch 4 --steps 40 \
+    --resume auto --log-every 1 --out $state/run > $state/\$sig.log 2>&1 &
+  pid=\$!
+  for _ in \$(seq 600); do
+    grep -q '"step":[2-9]' $state/run/metrics.jsonl 2>/dev/null && break
+    sleep 0.1
+  done
+  kill -s \$sig \$pid
+  wait \$pid
+  echo "launch/run after SIG\$sig: \$?"
+done
+JOB
+  timeout 400 sbatch --wait job.sh
+  cat job.out
+  for sig in TERM INT; do
+    grep -q "launch/run after SIG$sig: 3" job.out || { tail -n 20 "$sig.log"; fail "SIG$sig: launch/run did not return 3 under srun"; }
+    grep -q "checkpoint written; exit 3" "$sig.log" || fail "SIG$sig: no checkpoint written"
+  done
+  echo "slurm stop: OK"
+  ;;
 requeue)
-  # A tiny model and 40 token rows; 28 steps of a global batch of 4, dropout on, fp32.
-  "$abmlora" init-model --out model --hidden 32 --intermediate 64 --layers 2 --heads 4 \
-    --kv-heads 2 --vocab 97 --seed 1 --std 0.05 >/dev/null || fail "init-model"
-  for i in $(seq 0 39); do
-    ids=1
-    for j in $(seq 1 $((5 + (i * 5) % 11))); do ids="$ids,$((3 + (i * 3 + j * 7) % 90))"; done
-    echo "{\"input_ids\": [$ids]}"
-  done >train.jsonl
+  make_tiny
   train=(--model "$state/model" --data "$state/train.jsonl" --lora-targets all-linear --lora-r 4
          --lora-dropout 0.1 --lr 5e-3 --warmup 2 --global-batch 4 --steps 28 --seed 3
          --checkpoint-every 5 --log-every 1)

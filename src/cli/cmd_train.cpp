@@ -15,6 +15,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/run_lock.h"
 #include "lora/peft_io.h"
 #include "train/compute_dtype.h"
 #include "train/trainer.h"
@@ -30,7 +31,7 @@ AbmProvenance provenance(const AbmConfig& cfg, const AbmRun& run) {
   p.lr = cfg.lr;
   p.steps = cfg.steps;
   p.seconds = run.result.teacher_seconds + run.result.seconds;
-  p.scope = "replicated";  // as abm.json says: abm_initialize runs on whole-model replicas
+  p.scope = run.scope;  // as abm.json says
   p.teacher = cfg.teacher_adapter;
   p.samples = run.indices;
   p.layers = run.result.layers;
@@ -111,6 +112,13 @@ int run_train(int argc, char** argv, bool pretrain) {
   int threads = Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them
   log0("train: ", comm->size(), " rank(s) x ", threads, " thread(s) per rank");
 
+  // 0. Own the run directory (rank 0, for the process's life): a second job on the same
+  // --out is refused before it writes anything there.
+  RunLock lock;
+  Runtime::agree([&] {
+    if (comm->rank() == 0) lock = RunLock(cfg.out);
+  });
+
   // 1. Plan: every input is checked on every rank; one bad rank stops all with one line.
   LlamaModel model;
   DataSplits data;
@@ -144,16 +152,14 @@ int run_train(int argc, char** argv, bool pretrain) {
   if (adapters) log0("LoRA: ", adapters->modules().size(), " modules, ", adapters->num_params(),
                      " trainable parameters (r ", adapters->config().r, ", scale ",
                      adapters->config().scale(), ")");
-  if (Runtime::rank() == 0) {
-    make_dirs(cfg.out);
-    write_text_atomic(cfg.out + "/config.ini", opts.resolved_ini());
-  }
-  comm->barrier();  // the run directory exists before anyone writes into it
 
-  // 2. Resume: the checkpoint holds everything, ABM's result included.
+  // 2. Resume: the checkpoint holds everything, ABM's result included. Its compatibility
+  // is checked before this run's config.ini replaces the one of the run it continues.
   CheckpointState ckpt;
   std::string ckpt_path;
   const bool resumed = find_checkpoint(cfg, adapters.get(), data.train, *comm, ckpt, ckpt_path);
+  if (Runtime::rank() == 0) write_text_atomic(cfg.out + "/config.ini", opts.resolved_ini());
+  comm->barrier();  // the run directory is complete before anyone writes into it
   CheckpointState identity;  // what every checkpoint of this run says about it
   identity.config = opts.resolved_ini();
   identity.base_model = cfg.model;

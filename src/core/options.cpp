@@ -58,7 +58,11 @@ bool Options::parse_local(int argc, char** argv) {
     }
     if (vm_.count("config")) {
       std::string path = vm_["config"].as<std::string>();
-      require_regular_file(path);  // a directory would open and read as empty
+      try {
+        require_regular_file(path);  // a directory would open and read as empty
+      } catch (const Error& e) {
+        throw Error(cat("--config ", e.what()));
+      }
       std::ifstream in(path);
       ABM_REQUIRE(in, "--config ", path, ": cannot open file: ", std::strerror(errno));
       try {

@@ -33,7 +33,7 @@ struct AbmProvenance {
   uint64_t seed = 0;
   double margin = 0.5, lr = 3e-4, seconds = 0;
   int64_t steps = 0;
-  std::string scope = "shard";   // shard | global
+  std::string scope = "replicated";  // replicated (1 stage) | shard | global (AbmRun::scope)
   std::string teacher;           // "" = frozen base, else the teacher PEFT directory
   std::vector<int64_t> samples;  // [n] dataset rows of the representative batch
   std::vector<int64_t> layers;   // [L] selected layers in depth order

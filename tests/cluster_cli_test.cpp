@@ -346,6 +346,27 @@ TEST(Resume, AbmIsNotRerunOnResume) {
   EXPECT_EQ(a.abm->loss, b.abm->loss);
 }
 
+// The checkpoint's /abm scope is the one the ABM run used, as abm.json says: a default
+// train --init abm on 1 rank is replicated, on 2 ranks staged (--abm-scope, default global).
+TEST(Resume, AbmProvenanceRecordsTheRunsScope) {
+  Shared& s = shared();
+  const std::string abm = "--init abm --abm-steps 1 --abm-samples 4 --abm-max-length 16 ";
+  s.train(1, "abm-one", abm, 0);
+  for (const auto& [run_dir, scope] : {std::pair{"abm-one", "replicated"}, {"abm-ref", "global"}}) {
+    if (std::string(run_dir) == "abm-ref" && !exists(s.ckpt("abm-ref", 8)))
+      s.train(2, "abm-ref", abm, 0);  // when this test runs alone
+    std::vector<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(s.tmp / (std::string(run_dir) + "/checkpoints")))
+      if (e.path().extension() == ".h5") files.push_back(e.path());
+    ASSERT_FALSE(files.empty()) << run_dir;
+    abm::CheckpointState c = abm::read_checkpoint(files.front());
+    ASSERT_TRUE(c.abm) << run_dir;
+    EXPECT_EQ(c.abm->scope, scope) << run_dir;
+    std::ifstream abm_json(s.tmp / (std::string(run_dir) + "/abm.json"));
+    EXPECT_EQ(nlohmann::json::parse(abm_json)["scope"], scope) << run_dir;
+  }
+}
+
 // report --scaling: a sweep directory of runs at 1, 2 and 4 ranks -> table and efficiency.
 TEST(ScalingReport, TableAndEfficiencyVsTheSmallestRun) {
   Shared& s = shared();

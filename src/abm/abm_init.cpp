@@ -71,6 +71,7 @@ AbmRun abm_initialize(const AbmConfig& cfg, LlamaModel& model, AdapterSet& stude
                          : cat(stages, " stages, scope ", cfg.scope));
   AbmRun run = stages == 1 ? abm_initialize_replicated(cfg, model, student, train, comm)
                            : abm_initialize_staged(cfg, model, student, train, comm);
+  run.scope = stages == 1 ? "replicated" : cfg.scope;
   const AbmResult& r = run.result;
   for (size_t j = 0; j < r.layers.size(); ++j)
     log0("abm: layer ", r.layers[j], ": sign agreement ", percent(r.before.layers[j].accuracy()),
@@ -96,7 +97,7 @@ nlohmann::json abm_run_json(const AbmConfig& cfg, const AbmRun& run) {
                       {"seed", cfg.seed},
                       {"teacher", cfg.teacher_adapter.empty() ? "base" : cfg.teacher_adapter},
                       {"stages", run.stages},
-                      {"scope", run.stages == 1 ? "replicated" : cfg.scope},
+                      {"scope", run.scope},
                       {"samples", run.samples},
                       {"tokens", run.tokens},
                       {"indices", run.indices},

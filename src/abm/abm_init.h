@@ -19,6 +19,7 @@ struct AbmRun {
   std::vector<int64_t> indices;   // the representative batch's example indices
   int64_t samples = 0, tokens = 0;
   int stages = 1;                 // pipeline stages it ran on (1 = replicated)
+  std::string scope = "replicated";  // replicated (1 stage) | shard | global (cfg.scope)
 };
 
 // `student` is attached to `model` (every layer) with its init (kaiming: B = 0). With

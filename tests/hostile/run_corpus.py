@@ -1198,11 +1198,12 @@ def define_cases():
     N("nc_data_10mb_line_truncate", train(data="{W}/x.jsonl", truncate=True, steps="1"),
       setup=data_file(lambda: jsonl([dict(GOOD_ROW, output="word " * 2000000)] + [GOOD_ROW] * 7)))
     # the token cache is an optimization: an unusable --cache-dir may be reported and skipped
-    N("nc_train_cache_dir_is_file", train(cache_dir="{W}/f"), setup=writes("f", "x"))
+    N("nc_train_cache_dir_is_file", train(cache_dir="{W}/f", steps="1", global_batch="2"),
+      setup=writes("f", "x"))
     N("nc_data_nul_escaped", evaluate(data="{W}/x.jsonl"),
       setup=data_file(jsonl([dict(GOOD_ROW, output="a\u0000b")] * 4)))
     N("nc_data_bom", evaluate(data="{W}/x.jsonl"), setup=data_file(b"\xef\xbb\xbf" + jsonl([GOOD_ROW] * 4).encode()))
-    N("nc_resume_latest_points_outside", train(resume="auto"),
+    N("nc_resume_latest_points_outside", train(resume="auto", steps="1", global_batch="2"),
       setup=lambda c, w: spit(os.path.join(w, "run", "checkpoints", "latest"), "../../../../etc/passwd"))
     for k in range(12):
         def flip(p, c, k=k):
@@ -1215,7 +1216,7 @@ def define_cases():
     # ---- positive controls (exit 0) ------------------------------------------------------
     OK("ok_inspect_model", ["inspect", "{M}"])
     OK("ok_generate", gen())
-    OK("ok_eval_adapter", evaluate(adapter="{A}"))
+    OK("ok_eval_adapter", evaluate(adapter="{A}", data="{W}/x.jsonl"), setup=data_file(jsonl([GOOD_ROW] * 8)))
     OK("ok_resume_ckpt1", train(resume="{C1}"))
     OK("ok_export_merge", export(out=DROP, merge="{W}/mg"))
 

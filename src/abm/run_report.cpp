@@ -27,11 +27,15 @@ RunCurves read_run(const std::string& dir) {
     if (line.empty()) continue;
     nlohmann::json j = parse_json(line, cat(path, ":", line_no));
     if (!j.contains("step")) continue;
-    const int64_t s = j["step"].get<int64_t>();
-    if (j.contains("loss")) r.loss.push_back({s, j["loss"].get<double>()});
-    if (j.contains("eval_loss")) r.eval_loss.push_back({s, j["eval_loss"].get<double>()});
-    if (j.contains("info_loss")) r.info_loss.push_back({s, j["info_loss"]["total"].get<double>()});
-    if (j.contains("step_s")) r.train_seconds += j["step_s"].get<double>();
+    try {
+      const int64_t s = j["step"].get<int64_t>();
+      if (j.contains("loss")) r.loss.push_back({s, j["loss"].get<double>()});
+      if (j.contains("eval_loss")) r.eval_loss.push_back({s, j["eval_loss"].get<double>()});
+      if (j.contains("info_loss")) r.info_loss.push_back({s, j["info_loss"]["total"].get<double>()});
+      if (j.contains("step_s")) r.train_seconds += j["step_s"].get<double>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(cat(path, ":", line_no, ": unexpected field type (", e.what(), ")"));
+    }
   }
   ABM_REQUIRE(!r.loss.empty(), path, ": no step records");
   r.init = "lora";

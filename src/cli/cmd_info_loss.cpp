@@ -33,6 +33,7 @@ int cmd_info_loss(int argc, char** argv) {
   Runtime::agree([&] {
     cfg.validate(1);  // the probe is split over ranks, not by micro-batch divisibility
     ABM_REQUIRE(!cfg.full, "info-loss measures an adapter; --full makes no sense here");
+    if (!json_out.empty()) refuse_special_file(json_out);  // before the computation
     LoadOptions lo;
     lo.device = resolve_device(cfg.device);
     lo.dtype = command_dtype("info-loss", cfg.dtype, cfg.model, comm.get(), lo.device);

@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
     }
   } catch (const abm::ReportedExit& e) {
     status = e.status;
+  } catch (const abm::CommonError& e) {
+    abm::Runtime::abort_all(e.what(), 2, /*common=*/true);
   } catch (const abm::Error& e) {
     abm::Runtime::abort_all(e.what(), 2);
   } catch (const c10::Error& e) {

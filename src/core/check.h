@@ -20,6 +20,12 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An Error that every rank meets at the same point with the same message (a check of
+// all-reduced figures): rank 0 alone reports it, the others wait for its abort.
+struct CommonError : Error {
+  using Error::Error;
+};
+
 // "rank@host" of this process (valid before and after MPI init).
 std::string where();
 
@@ -40,6 +46,12 @@ std::string cat(const Ts&... parts) {
 #define ABM_REQUIRE(cond, ...)                       \
   do {                                               \
     if (!(cond)) throw ::abm::Error(::abm::cat(__VA_ARGS__)); \
+  } while (0)
+
+// The same for a condition every rank evaluates identically (see CommonError).
+#define ABM_REQUIRE_COMMON(cond, ...)                               \
+  do {                                                              \
+    if (!(cond)) throw ::abm::CommonError(::abm::cat(__VA_ARGS__)); \
   } while (0)
 
 // Internal invariant or library call: message gets file:line and rank@host.

@@ -31,6 +31,11 @@ void require_regular_file(const std::string& path) {
   ABM_REQUIRE(S_ISREG(st.st_mode), path, ": not a regular file");
 }
 
+void refuse_special_file(const std::string& path) {
+  struct stat st {};
+  ABM_REQUIRE(::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode), path, ": not a regular file");
+}
+
 void write_text_atomic(const std::string& path, const std::string& text) {
   std::string tmp = cat(path, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -39,7 +44,11 @@ void write_text_atomic(const std::string& path, const std::string& text) {
             ::fsync(fd) == 0;
   ::close(fd);
   ABM_REQUIRE(ok, tmp, ": write failed (", std::strerror(errno), ")");
-  ABM_SYS_CHECK(std::rename(tmp.c_str(), path.c_str()), tmp, " -> ", path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(cat(path, ": cannot write (", std::strerror(e), ")"));
+  }
 }
 
 void copy_tokenizer_files(const std::string& src_dir, const std::string& dst_dir) {

@@ -74,18 +74,36 @@ bool Options::parse_local(int argc, char** argv) {
     }
     po::notify(vm_);
     // No option of any command means anything as inf or NaN (--lr inf made every adapter
-    // value NaN); ranges are each command's own validation.
+    // value NaN); ranges are each command's own validation, except the thread counts,
+    // which are applied before any command validates (the dtype measurement needs them).
     for (auto& [k, v] : vm_) {
       const double* d = boost::any_cast<double>(&v.value());
       const float* f = boost::any_cast<float>(&v.value());
       ABM_REQUIRE((!d || std::isfinite(*d)) && (!f || std::isfinite(*f)), "--", k,
                   ": must be a finite number (got ", to_text(v.value()), ")");
+      const int* n = boost::any_cast<int>(&v.value());
+      ABM_REQUIRE(!n || !(k == "threads" || k.ends_with("-threads")) || (*n >= 0 && *n <= 4096),
+                  "--", k, " must be in [0, 4096], got ", *n);
     }
+  } catch (const po::too_many_positional_options_error&) {
+    throw Error(cat("abmlora ", command_, ": unexpected argument \"", extra_positional(argc, argv),
+                    "\" (see abmlora ", command_, " --help)"));
   } catch (const po::error& e) {
     throw Error(cat("abmlora ", command_, ": ", e.what(), " (see abmlora ", command_,
                     " --help)"));
   }
   return true;
+}
+
+// The first positional argument past what the command takes (for its error message).
+std::string Options::extra_positional(int argc, char** argv) const {
+  auto parsed = po::command_line_parser(argc, argv).options(desc_).allow_unregistered().run();
+  std::vector<std::string> rest = po::collect_unrecognized(parsed.options, po::include_positional);
+  std::vector<std::string> positional;
+  for (const std::string& a : rest)
+    if (a.empty() || a[0] != '-') positional.push_back(a);
+  const size_t max = pos_.max_total_count();
+  return max < positional.size() ? positional[max] : std::string("?");
 }
 
 void Options::set(const std::string& name, const std::string& value) {

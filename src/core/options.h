@@ -33,6 +33,7 @@ class Options {
 
  private:
   bool parse_local(int argc, char** argv);
+  std::string extra_positional(int argc, char** argv) const;
   std::string command_, summary_;
   po::options_description desc_;
   po::positional_options_description pos_;

@@ -58,7 +58,7 @@ const std::string& Runtime::host() { return g_host; }
 
 int Runtime::set_threads(int requested) {
   ABM_REQUIRE(requested >= 0 && requested <= 4096, "--threads must be in [0, 4096], got ",
-              requested);
+              requested);  // checked at parse time too (Options), where every rank agrees
   int n = requested;
   if (n <= 0) {
     int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -97,16 +97,17 @@ void Runtime::agree(const std::function<void()>& step) {
   throw ReportedExit{2};
 }
 
-void Runtime::abort_all(const std::string& reason, int status) {
+void Runtime::abort_all(const std::string& reason, int status, bool common) {
   // One line, whatever a library put into its message (HDF5's texts carry newlines).
   std::string line = reason;
   for (char& c : line)
     if (c == '\n' || c == '\r') c = ' ';
   if (g_size > 1) {
     // An error every rank meets (a bad file all of them read) should be printed once: a
-    // rank > 0 gives rank 0 a moment to report it and abort the job first. A fault only
-    // this rank has is still printed, half a second later.
-    if (g_rank > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // rank > 0 gives rank 0 time to report it and abort the job first (for a CommonError,
+    // 30 s: rank 0 certainly aborts). A fault only this rank has is still printed, half a
+    // second later.
+    if (g_rank > 0) std::this_thread::sleep_for(std::chrono::milliseconds(common ? 30000 : 500));
     std::fprintf(stderr, "abmlora: error: [%s] %s\n", where().c_str(), line.c_str());
   } else {
     std::fprintf(stderr, "abmlora: error: %s\n", line.c_str());

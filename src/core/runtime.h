@@ -34,8 +34,10 @@ class Runtime {
   static void agree(const std::function<void()>& step);
 
   // Ends the whole job after an unrecoverable error on this rank: prints the reason with
-  // [rank@host] and calls MPI_Abort(2) when there are several ranks.
-  [[noreturn]] static void abort_all(const std::string& reason, int status = 2);
+  // [rank@host] and calls MPI_Abort(2) when there are several ranks. common: every rank
+  // meets the same error (CommonError), so ranks > 0 leave the report to rank 0.
+  [[noreturn]] static void abort_all(const std::string& reason, int status = 2,
+                                     bool common = false);
 };
 
 }  // namespace abm

@@ -55,7 +55,7 @@ TokenizedFile tokenize_file(const std::string& path, const DataOptions& o) {
 // Through the cache when there is one; `status` says what happened.
 TokenizedFile tokenize_cached(const std::string& path, const DataOptions& o, std::string& status) {
   // The cache key hashes the whole file, which must therefore end: no FIFO, no /dev/zero.
-  if (std::ifstream(path).good()) require_regular_file(path);
+  refuse_special_file(path);
   if (o.cache_dir.empty()) {
     status = "off";
     return tokenize_file(path, o);

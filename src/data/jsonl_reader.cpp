@@ -231,9 +231,9 @@ std::string locate(const std::string& path, bool json_array, int64_t source) {
 }
 
 Records read_records(const std::string& path, DataFormat format) {
+  refuse_special_file(path);  // /dev/zero would be read forever; opening a FIFO blocks
   std::ifstream in(path, std::ios::binary);
   ABM_REQUIRE(in, path, ": cannot open data file: ", std::strerror(errno));
-  require_regular_file(path);  // /dev/zero or a FIFO would be read forever
   Records out;
   out.path = path;
   out.format = format;

@@ -13,6 +13,7 @@
 extern char** environ;
 
 #include "core/check.h"
+#include "core/fs.h"
 
 namespace abm {
 namespace {
@@ -70,6 +71,7 @@ const Shim& shim() {
 
 Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path) {
   ABM_REQUIRE(exists(model_path), model_path, ": tokenizer model not found");
+  require_regular_file(model_path);  // SentencePiece's error for a directory names no file
   handle_ = shim().load(model_path.c_str());
   ABM_REQUIRE(handle_, model_path, ": cannot load SentencePiece model: ", shim().error());
 }

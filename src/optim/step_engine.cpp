@@ -71,16 +71,16 @@ void StepEngine::read_totals(int64_t s, const at::Tensor& totals, StepTotals& t)
   t.positions = static_cast<int64_t>(v[2]);
   t.hash = static_cast<int64_t>(v[3]);
   if (o_.mean_over_count) {
-    ABM_REQUIRE(t.count > 0, "step ", s + 1, ": the batch has no trained tokens");
+    ABM_REQUIRE_COMMON(t.count > 0, "step ", s + 1, ": the batch has no trained tokens");
     t.loss /= double(t.count);
   }
-  ABM_REQUIRE(std::isfinite(t.loss), "step ", s + 1, ": the loss is ", t.loss,
+  ABM_REQUIRE_COMMON(std::isfinite(t.loss), "step ", s + 1, ": the loss is ", t.loss,
               " (not finite); stopped, no checkpoint written from it");
 }
 
 void StepEngine::check_norm(int64_t s, double norm, StepTotals& t) const {
   t.grad_norm = norm;
-  ABM_REQUIRE(std::isfinite(norm), "step ", s + 1, ": the gradient norm is ", norm,
+  ABM_REQUIRE_COMMON(std::isfinite(norm), "step ", s + 1, ": the gradient norm is ", norm,
               " (not finite); stopped, no checkpoint written from it");
 }
 

@@ -97,6 +97,9 @@ ScalingRun read_scaling_run(const std::string& dir) {
     if (!j.contains("tokens_per_s")) continue;  // e.g. the step-0 record
     ABM_REQUIRE(j.contains("ranks"), path, ":", line_no,
                 ": no \"ranks\" field (written by an abmlora before the scaling report)");
+    ABM_REQUIRE(j["ranks"].is_number_integer() && j["tokens_per_s"].is_number() &&
+                    j.value("nodes", nlohmann::json(1)).is_number_integer(),
+                path, ":", line_no, ": ranks, nodes and tokens_per_s must be numbers");
     const int64_t ranks = j["ranks"].get<int64_t>();
     ABM_REQUIRE(r.ranks == 0 || r.ranks == ranks, path, ":", line_no, ": the rank count changed (",
                 r.ranks, " -> ", ranks, "; a resumed run on another world size cannot be one point)");

@@ -93,7 +93,18 @@ void TrainConfig::validate(int data_ranks) const {
               "--checkpoint-every and --keep-checkpoints must be >= 0");
   ABM_REQUIRE(time_budget >= 0, "--time-budget must be >= 0 (minutes)");
   rank_slice(0, global_batch, 0, data_ranks, micro_batch);  // the divisibility error
-  if (!full) lora().validate();
+  if (!full) {
+    // The option names here; LoraConfig's own messages also serve adapter_config.json.
+    ABM_REQUIRE(lora_dropout >= 0 && lora_dropout < 1, "--lora-dropout must be in [0, 1), got ",
+                lora_dropout);
+    ABM_REQUIRE(lora_alpha > 0, "--lora-alpha must be positive, got ", lora_alpha);
+    try {
+      lora().target_modules();
+    } catch (const Error& e) {
+      throw Error(cat("--lora-targets ", lora_targets, ": ", e.what()));
+    }
+    lora().validate();
+  }
 }
 
 LoraConfig TrainConfig::lora() const {

@@ -1,4 +1,4 @@
-// One checkpoint file: the HDF5 layout of DESIGN §6, in both directions.
+// One checkpoint file: the HDF5 layout of docs/design.md §7, in both directions.
 //
 //   /            attrs: format, format_version, step, epoch, samples_seen, tokens_seen,
 //                global_batch, world_size, created, tool_version, config, base_model,

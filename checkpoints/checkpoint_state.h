@@ -1,4 +1,4 @@
-// CheckpointState: everything a checkpoint holds (DESIGN §6), as plain values, so the
+// CheckpointState: everything a checkpoint holds (docs/design.md §7), as plain values, so the
 // store knows nothing about the Trainer and the Trainer nothing about HDF5. What it holds
 // is what a bitwise continuation needs: trainable tensors, AdamW moments and step, the LR
 // schedule, RNG states, the data position, and the config/provenance that makes a resume
@@ -27,7 +27,7 @@ struct OptimizerState {
   std::vector<at::Tensor> exp_avg, exp_avg_sq;  // [per tensor] same shape, fp32
 };
 
-// How the ABM initialization was made (DESIGN §1), so a resumed run never re-runs it and
+// How the ABM initialization was made (docs/design.md §2), so a resumed run never re-runs it and
 // a report can say what the adapter started from.
 struct AbmProvenance {
   uint64_t seed = 0;

@@ -1,5 +1,5 @@
 // The partition planner: splits a model's decoder layers into S contiguous stages so the
-// most expensive stage is as cheap as possible (DESIGN §2 phase 1). The embedding rides
+// most expensive stage is as cheap as possible (docs/design.md §5 phase 1). The embedding rides
 // with stage 0 and the final norm + head with stage S-1, because that is where
 // LlamaModel::load puts them for a layer range.
 #pragma once

@@ -1,5 +1,5 @@
 // ABM (src/abm) against independent references: the boundary loss and its gradient vs a
-// plain-torch implementation of DESIGN §1 (tests/ref/abm_ref.py); the information loss vs
+// plain-torch implementation of docs/design.md §2 (tests/ref/abm_ref.py); the information loss vs
 // explicit projectors; the ABM run's behaviour (sign agreement, margin violations, teacher
 // adapters); and the same adapter on 1 rank and on 2 data-parallel ranks (real mpirun).
 #include <ATen/CPUGeneratorImpl.h>

@@ -1,4 +1,4 @@
-// Every bad-input path of the CLI (DESIGN §8): the real `abmlora` binary, run as a
+// Every bad-input path of the CLI (docs/usage.md): the real `abmlora` binary, run as a
 // subprocess on broken model directories, llama2.c files, INI files and options, must
 // exit with status 2 and print ONE line "abmlora: error: ..." naming the file/option and
 // the problem, with no C++ backtrace. Under mpirun a bad input on one rank must end the

@@ -107,7 +107,7 @@ RunResult train(const TempDir& tmp, int ranks, int micro, const std::string& out
 
 }  // namespace
 
-// DESIGN §2: the same global batch on 1 rank (accumulation 2) and on 2 ranks gives the same
+// docs/design.md §5: the same global batch on 1 rank (accumulation 2) and on 2 ranks gives the same
 // loss trajectory and the same final adapter (fp32), with LoRA dropout on.
 TEST(Train, TwoRanksEqualOneRankWithAccumulation) {
   TempDir tmp;

@@ -1,4 +1,4 @@
-// AbmConfig: the flags of the ABM initialization (DESIGN §1), shared by `abmlora abm-init`
+// AbmConfig: the flags of the ABM initialization (docs/design.md §2), shared by `abmlora abm-init`
 // and `abmlora train --init abm`. Defaults follow the official code unless measurement
 // (README "ABM-LoRA") chose otherwise.
 #pragma once

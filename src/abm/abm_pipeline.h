@@ -1,4 +1,4 @@
-// ABM over pipeline stages (DESIGN §2 phases 2-4): each of S = --abm-stages stages owns a
+// ABM over pipeline stages (docs/design.md §5 phases 2-4): each of S = --abm-stages stages owns a
 // contiguous layer range from the partition planner (sharding/partition_planner.h). On N
 // ranks each stage has N/S replicas (sharding/stage_map.h): replica q's pipeline takes its
 // share of every step's samples and of the reports, and a stage's replicas sum their

@@ -1,4 +1,4 @@
-// The ABM optimization (DESIGN §1): AdamW on every LoRA parameter of a model range against
+// The ABM optimization (docs/design.md §2): AdamW on every LoRA parameter of a model range against
 // the boundary loss of the selected layers, fed by the representative batch. Works on any
 // layer range given its input hidden states, so a sharded run (issue "sharding") calls it
 // per stage; on one range it may also run data-parallel over `comm` (each ABM step's

@@ -1,4 +1,4 @@
-// The activation-boundary loss of ABM (DESIGN §1) for one selected layer, as sums so that
+// The activation-boundary loss of ABM (docs/design.md §2) for one selected layer, as sums so that
 // micro-batches and ranks can be accumulated exactly and divided by the global count once:
 //   l_layer = S / (tokens * units),  S = sum over real tokens and units of max(0, m - tau z)^2
 // with tau = +1 where the teacher's gate_proj output > 0, else -1 (exactly 0 is inactive).

@@ -1,4 +1,4 @@
-// Information loss (DESIGN §1): the part of the full gradient G = dL/dW of a frozen weight
+// Information loss (docs/design.md §3): the part of the full gradient G = dL/dW of a frozen weight
 // that the LoRA tangent space {X A + B Y} cannot represent,
 //   lost(G) = ||(I - P_B) G (I - P_A)||_F^2
 //           = ||G||^2 - ||G Qa||^2 - ||Qb^T G||^2 + ||Qb^T G Qa||^2

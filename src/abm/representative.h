@@ -1,4 +1,4 @@
-// The representative batch of ABM (DESIGN §2 phase 2): `samples` training examples drawn by
+// The representative batch of ABM (docs/design.md §5 phase 2): `samples` training examples drawn by
 // seed on rank 0 and broadcast (ids and lengths) to every rank, so all ranks and stages
 // see the same sequences even if their local data files differ in order.
 #pragma once

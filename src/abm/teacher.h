@@ -2,7 +2,7 @@
 // teacher's adapters (none = the frozen base) and keeps, per selected layer, one byte per
 // unit saying whether the teacher's gate_proj output is > 0 — not the activations
 // themselves. Optionally keeps the hidden state leaving the range, which is what the
-// next stage of a sharded run is fed (DESIGN §2 phase 3).
+// next stage of a sharded run is fed (docs/design.md §5 phase 3).
 #pragma once
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
 // abmlora info-loss: how much of the full gradient of the frozen weights an adapter's
-// tangent space loses (DESIGN §1), on a probe batch = the first global batch of train's
+// tangent space loses (docs/design.md §3), on a probe batch = the first global batch of train's
 // data order (--global-batch rows, --seed). The adapter is a PEFT directory (--adapter),
 // or a fresh one from train's LoRA options (--init kaiming|gaussian). Prints the relative
 // loss per module kind, per layer and in total; --json FILE writes them.

@@ -167,7 +167,7 @@ int run_train(int argc, char** argv, bool pretrain) {
   identity.data_fingerprint = data.train.fingerprint();
   if (resumed) identity.abm = ckpt.abm;  // the provenance travels from checkpoint to checkpoint
 
-  // 3. ABM initialization (DESIGN §1), never on resume (the adapters come from the
+  // 3. ABM initialization (docs/design.md §2), never on resume (the adapters come from the
   // checkpoint): the adapters start from the boundary-matched state; the trainer below
   // creates a fresh optimizer, so the ABM optimizer state is not carried.
   if (cfg.init == "abm" && !resumed) {

@@ -1,4 +1,4 @@
-// --device auto|cpu|cuda: where a command computes (DESIGN §9). One rank drives one GPU,
+// --device auto|cpu|cuda: where a command computes (docs/performance.md). One rank drives one GPU,
 // chosen by its local rank (the rank among this node's processes: OMPI_COMM_WORLD_LOCAL_RANK,
 // SLURM_LOCALID, or MPI's shared-memory split), modulo the visible devices.
 #pragma once

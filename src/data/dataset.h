@@ -1,5 +1,5 @@
 // From a data file to tokenized, length-checked (and optionally packed) datasets: the one
-// call the trainer makes (DESIGN §5). Every rank calls it independently (no collective),
+// call the trainer makes (docs/design.md §4). Every rank calls it independently (no collective),
 // reading the token cache or building and writing it; identical inputs give identical
 // results on every rank.
 //

@@ -1,4 +1,4 @@
-// ABM_H5_CHECK: every HDF5 call of the data room goes through it (DESIGN §10). A negative
+// ABM_H5_CHECK: every HDF5 call of the data room goes through it (docs/design.md §10). A negative
 // result throws abm::Error "file:line [rank@host] CALL failed: <HDF5's messages>". Usable
 // as an expression: hid_t f = ABM_H5_CHECK(H5Fopen(...));
 // H5Quiet silences HDF5's own stderr dump while our checks report instead (restored on

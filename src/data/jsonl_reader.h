@@ -1,4 +1,4 @@
-// Reading a data file into records (DESIGN §5), before any template or tokenizer.
+// Reading a data file into records (docs/design.md §4), before any template or tokenizer.
 //
 // Files and formats:
 //   *.txt                 plain text, one example per blank-line-separated paragraph

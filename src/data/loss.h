@@ -1,5 +1,5 @@
 // The token-level causal LM loss, as a sum, so the trainer can divide by the token count
-// of the whole global batch (DESIGN §2: 1 rank and N ranks follow the same trajectory).
+// of the whole global batch (docs/design.md §5: 1 rank and N ranks follow the same trajectory).
 #pragma once
 #include <torch/torch.h>
 

@@ -1,4 +1,4 @@
-// The global, deterministic sample order (DESIGN §2, §5).
+// The global, deterministic sample order (docs/design.md §4, §5).
 //
 // Training consumes "samples" (dataset rows: one example, or one packed row) numbered
 // 0, 1, 2, ... across epochs. Sample number n is in epoch n / N at position n % N of that

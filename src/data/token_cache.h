@@ -1,4 +1,4 @@
-// On-disk cache of a tokenized data file (DESIGN §5): tokenizing a large dataset takes
+// On-disk cache of a tokenized data file (docs/design.md §4): tokenizing a large dataset takes
 // minutes, and every rank of every restart needs the same result.
 //
 // One HDF5 file per (data file, tokenizer, options), named

@@ -1,6 +1,6 @@
 // Per-module LoRA initialization. Every module draws from its own generator seeded by
 // (seed, full module name), so A does not depend on which other modules are attached, on
-// the layer range a rank loads, on attach order or on the world size (DESIGN §2).
+// the layer range a rank loads, on attach order or on the world size (docs/design.md §5).
 #pragma once
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
 // LoraConfig: what a LoRA adapter is (rank, scaling, dropout, which projections, init),
-// validated on its own and against a model's geometry (DESIGN §1). Module names are PEFT's
+// validated on its own and against a model's geometry (docs/design.md §1). Module names are PEFT's
 // (q_proj ... down_proj), so a config reads the same here, in PEFT and in the CLI.
 #pragma once
 #include <cstdint>

@@ -1,6 +1,6 @@
 // PEFT adapter directories (adapter_config.json + adapter_model.safetensors), written the
 // way PEFT 0.7.1's save_pretrained writes a LoRA of LlamaForCausalLM, and read back from
-// ours or PEFT's own (DESIGN §6). Tensor keys:
+// ours or PEFT's own (docs/design.md §7). Tensor keys:
 //   base_model.model.model.layers.<i>.self_attn.q_proj.lora_A.weight  [r, in]  F32
 //   base_model.model.model.layers.<i>.self_attn.q_proj.lora_B.weight  [out, r] F32
 #pragma once

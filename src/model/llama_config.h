@@ -1,5 +1,5 @@
 // LlamaConfig: the geometry and numerics of a LLaMA-2-family model, read from a Hugging
-// Face config.json and validated (DESIGN §4).
+// Face config.json and validated (docs/design.md §8).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-// Rotary position embedding in Hugging Face's "rotate_half" layout (DESIGN §4).
+// Rotary position embedding in Hugging Face's "rotate_half" layout (docs/design.md §8).
 // cos/sin are computed in fp32 from the positions, then cast to the compute dtype,
 // exactly like transformers' LlamaRotaryEmbedding (incl. "linear" rope_scaling).
 #pragma once

@@ -152,9 +152,13 @@ TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
     } catch (const nlohmann::json::exception& e) {
       throw Error(cat(index, ": malformed index: ", e.what()));
     }
-    for (auto& [k, f] : weight_map_)
+    for (auto& [k, f] : weight_map_) {
+      // Shards live next to the index (as HF writes them): no path may lead elsewhere.
+      ABM_REQUIRE(!f.empty() && f.find('/') == std::string::npos && f != "." && f != "..", index,
+                  ": shard \"", f, "\" (for ", k, ") is not a file name in ", dir);
       ABM_REQUIRE(file_exists(dir + "/" + f), index, ": shard ", f, " (for ", k,
                   ") does not exist");
+    }
   } else {
     ABM_REQUIRE(file_exists(single), dir, ": no model.safetensors or model.safetensors.index.json");
     auto& f = open_["model.safetensors"];

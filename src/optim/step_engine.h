@@ -1,4 +1,4 @@
-// StepEngine: the one optimizer step every objective shares (DESIGN §9). The trainer's LM
+// StepEngine: the one optimizer step every objective shares (docs/performance.md). The trainer's LM
 // loss, one-stage ABM's boundary loss and the pipelined boundary loss each plug in only
 // what one micro-batch computes; the engine owns the rest of the step:
 // - slicing the step's `batch` global sample numbers into this rank's micro-batches

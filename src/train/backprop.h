@@ -1,4 +1,4 @@
-// Backprop: the train step's forward and backward written out by hand (DESIGN §9), for
+// Backprop: the train step's forward and backward written out by hand (docs/performance.md), for
 // LoRA (gradients of every adapter's A and B) and full-parameter training (gradients of
 // every model weight), without LibTorch's autograd graph.
 //

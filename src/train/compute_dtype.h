@@ -1,4 +1,4 @@
-// --dtype auto|fp32|bf16: the compute dtype, chosen by measurement (DESIGN §9). CPUs differ:
+// --dtype auto|fp32|bf16: the compute dtype, chosen by measurement (docs/performance.md). CPUs differ:
 // an Intel Xeon with AMX runs bf16 matmuls ~8x faster than fp32, an AMD EPYC with
 // AVX512-BF16 ~2x, an AVX2-only one emulates bf16 ~17x slower. `auto` measures both on
 // every rank at the model's own shapes and picks bf16 where it is at least 1.5x faster

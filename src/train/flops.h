@@ -1,5 +1,5 @@
 // FLOP accounting and the measured matmul peak, so MFU is always "achieved / measured on
-// this machine in this run" (DESIGN §9), never against a datasheet number.
+// this machine in this run" (docs/performance.md), never against a datasheet number.
 #pragma once
 #include <torch/torch.h>
 

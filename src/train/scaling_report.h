@@ -1,4 +1,4 @@
-// The scaling report (`abmlora report --scaling RUN...`, DESIGN §7): the same short run at
+// The scaling report (`abmlora report --scaling RUN...`, docs/usage.md): the same short run at
 // several rank/node counts (slurm/scaling_sweep.sh) as a table of throughput and parallel
 // efficiency against the smallest run, plus a gnuplot PNG.
 //

@@ -1,4 +1,4 @@
-// Stopping a run early and cleanly (DESIGN §6): SIGUSR1 (Slurm's warning before the time
+// Stopping a run early and cleanly (docs/design.md §7): SIGUSR1 (Slurm's warning before the time
 // limit, `--signal=B:USR1@<s>`), SIGTERM (scancel, preemption) and SIGINT (Ctrl-C) only
 // set a flag; at the next step boundary all ranks agree (one all-reduce), write a
 // checkpoint and exit with kExitRequeue. `--time-budget MINUTES` stops the same way before

@@ -54,7 +54,7 @@ struct TrainBenchResult {
 TrainBenchResult bench_train(const TrainBenchOptions& o, Communicator& comm);
 
 // --geometry llama2-7b: hidden 4096, 32 layers, 32 heads, intermediate 11008, vocab 32000,
-// 2 x 2048 tokens per rank, LoRA r 16 on all linear layers (the GPU bench of DESIGN §9).
+// 2 x 2048 tokens per rank, LoRA r 16 on all linear layers (the GPU bench of docs/performance.md).
 void set_llama2_7b_geometry(TrainBenchOptions& o);
 
 }  // namespace abm

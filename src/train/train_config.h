@@ -43,7 +43,7 @@ struct TrainConfig {
   int64_t eval_every = 0, log_every = 10, drift_check_every = 50;
   int64_t info_loss_every = 0;  // steps between information-loss probes (0 = off)
   int threads = 0;
-  // checkpoints and stopping (DESIGN §6): RUN/checkpoints, one at the end and on a stop
+  // checkpoints and stopping (docs/design.md §7): RUN/checkpoints, one at the end and on a stop
   int64_t checkpoint_every = 0;  // steps between checkpoints (0 = only at the end / on a stop)
   int64_t keep_checkpoints = 3;  // newest K kept (0 = all)
   std::string resume;            // "" = fresh | auto (RUN/checkpoints, fresh if none) | PATH

@@ -1,4 +1,4 @@
-// The data-parallel trainer (DESIGN §2 phase 5): every rank holds the full frozen model and
+// The data-parallel trainer (docs/design.md §5 phase 5): every rank holds the full frozen model and
 // the full trainable set; each optimizer step runs this rank's micro-batches of the global
 // batch, then ONE all-reduce of the flattened gradients, global-norm clipping and AdamW.
 // The loss is the token-weighted mean over the whole global batch (losses are summed and

@@ -1,4 +1,4 @@
-// The Trainer's side of checkpoints (DESIGN §6): what a bitwise continuation needs, in and
+// The Trainer's side of checkpoints (docs/design.md §7): what a bitwise continuation needs, in and
 // out of a CheckpointState, and the collective write. The HDF5 side is checkpoints/.
 //
 // Why this is enough for a bitwise continuation: the data order is a function of (seed,

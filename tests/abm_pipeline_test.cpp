@@ -12,7 +12,9 @@
 // - a stage killed mid-pipeline ends the job (no hang).
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "abm/abm_trainer.h"
 #include "abm/teacher.h"
@@ -223,4 +225,21 @@ TEST(AbmPipeline, KilledStageEndsTheJob) {
   EXPECT_NE(r.status, 124) << "the job hung until timeout:\n" << r.output;
   EXPECT_NE(r.output.find("signal 9"), std::string::npos) << r.output;  // mpirun names it
   EXPECT_FALSE(std::ifstream(tmp / "dead/adapter/adapter_model.safetensors").good());
+}
+
+// Progress: with --log-every 1, one line per ABM step (steps 1..5 in order) on one stage
+// (the model's loss) and on 2 stages (rank 0's stage, labelled with it), in batch logs.
+TEST(AbmPipeline, OneProgressLinePerStepAtLogEveryOne) {
+  TempDir tmp;
+  make_abm_fixture(tmp);
+  for (auto [ranks, label] : {std::pair{1, "abm: step "}, {2, "abm: stage 1/2 step "}}) {
+    RunResult r = abm_init(tmp, ranks, "progress" + std::to_string(ranks),
+                           kArgs + " --abm-scope global --log-every 1");
+    std::vector<std::string> steps;
+    for (size_t p = r.output.find(label); p != std::string::npos; p = r.output.find(label, p + 1)) {
+      const size_t b = p + std::strlen(label);
+      steps.push_back(r.output.substr(b, r.output.find(' ', b) - b));
+    }
+    EXPECT_EQ(steps, (std::vector<std::string>{"1/5", "2/5", "3/5", "4/5", "5/5"})) << r.output;
+  }
 }

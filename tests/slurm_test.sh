@@ -78,13 +78,15 @@ stop)
 #SBATCH --cpus-per-task=1
 #SBATCH --time=5
 #SBATCH --output=$state/job.out
+set -m  # job control: a background job of a script would otherwise ignore SIGINT
 for sig in TERM INT; do
+  n0=\$(cat $state/run/metrics.jsonl 2>/dev/null | wc -l)
   ABM_TEST_STEP_SLEEP_S=1 ABMLORA=$abmlora $here/launch/run -n 2 --threads 1 -- train \
     --model $state/model --data $state/train.jsonl --global-batch 4 --steps 40 \
     --resume auto --log-every 1 --out $state/run > $state/\$sig.log 2>&1 &
   pid=\$!
   for _ in \$(seq 600); do
-    grep -q '"step":[2-9]' $state/run/metrics.jsonl 2>/dev/null && break
+    [ \$(cat $state/run/metrics.jsonl 2>/dev/null | wc -l) -ge \$((n0 + 2)) ] && break
     sleep 0.1
   done
   kill -s \$sig \$pid

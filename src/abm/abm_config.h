@@ -25,6 +25,7 @@ struct AbmConfig {
   std::string scope = "global";      // shard | global (with stages > 1; see abm_pipeline.h)
   bool recompute = false;            // global scope: keep only layer inputs, recompute in backward
   uint64_t seed = 0;                 // draws the batch; set from --seed by the command
+  int64_t log_every = 10;            // a progress line every N steps; from --log-every
 
   // Binds --abm-layers, --abm-margin, ... (not --seed: the command owns it).
   void declare(Options& o);

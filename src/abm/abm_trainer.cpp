@@ -8,6 +8,7 @@
 #include "core/timer.h"
 #include "data/sampler.h"
 #include "lora/init.h"
+#include "train/metrics.h"
 
 namespace abm {
 AbmTrainer::AbmTrainer(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
@@ -148,8 +149,12 @@ std::vector<double> AbmTrainer::optimize() {
   ABM_CHECK(teacher_.layers == layers_, "the teacher signs were captured for other layers");
   StepEngine engine(params_, abm_step_options(cfg_), comm_, &student_);
   std::vector<double> losses;
-  for (int64_t s = 0; s < cfg_.steps; ++s)
+  Progress progress(cfg_.steps, cfg_.log_every, 0, progress_label_);
+  for (int64_t s = 0; s < cfg_.steps; ++s) {
     losses.push_back(engine.step(s, [&](const MicroBatch& mb) { return micro_step(s, mb.samples); }).loss);
+    progress.update(s + 1, cat("loss ", losses.back()));
+  }
+  progress.finish();
   engine.release_grads();
   student_.set_train(false);
   return losses;

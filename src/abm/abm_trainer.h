@@ -68,12 +68,15 @@ class AbmTrainer {
   void set_teacher(TeacherSigns t) { teacher_ = std::move(t); }
 
   BoundaryReport report();       // over the whole batch, sharded over ranks, dropout off
+  // Progress lines name what the loss is: "abm: " (the model's) or a stage's (its part).
+  void set_progress_label(std::string label) { progress_label_ = std::move(label); }
   std::vector<double> optimize();  // cfg.steps AdamW steps; the global loss of each
   AbmResult run();               // report, optimize, report
   // The LoRA parameters this trainer updates: those of the model's layer range.
   const std::vector<at::Tensor>& params() const { return params_; }
 
  private:
+  std::string progress_label_ = "abm: ";
   const AbmConfig& cfg_;
   LlamaModel& model_;
   AdapterSet& student_;

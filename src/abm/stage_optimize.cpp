@@ -5,8 +5,10 @@
 
 #include "abm/abm_trainer.h"
 #include "abm/gate_tap.h"
+#include "core/check.h"
 #include "lora/init.h"
 #include "optim/step_engine.h"
+#include "train/metrics.h"
 
 namespace abm {
 namespace {
@@ -74,6 +76,7 @@ std::vector<double> shard_optimize(Stage& st, const AbmConfig& cfg, AdapterSet& 
   AbmTrainer trainer(cfg, st.view, student, rb, st.layers, st.coef, *st.group,
                      st.first() ? nullptr : &inputs);
   trainer.set_teacher(std::move(t));
+  trainer.set_progress_label(cat("abm: stage ", st.k + 1, "/", st.S, " "));
   std::vector<double> losses = trainer.optimize();  // already summed over the replicas
   if (st.q != 0) losses.assign(losses.size(), 0.0);
   return losses;
@@ -88,6 +91,8 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
   const int64_t N = rb.size(), units = st.view.config().intermediate;
   std::vector<double> losses;
   int64_t id = 0;  // micro-batch number: the transport's message tag
+  // Rank 0 prints: its stage's part of the loss (the model's is summed at the end).
+  Progress progress(cfg.steps, cfg.log_every, 0, cat("abm: stage ", st.k + 1, "/", st.S, " "));
   for (int64_t s = 0; s < cfg.steps; ++s) {
     std::vector<int64_t> all = cycled_samples({s * cfg.batch, (s + 1) * cfg.batch}, N);
     const double denom = double(rb.tokens(all)) * double(units);
@@ -136,7 +141,9 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
     });
     // Summed over the replicas; replica 0 alone reports it (the caller sums over the world).
     losses.push_back(st.q == 0 ? tot.loss : 0.0);
+    progress.update(s + 1, cat("loss ", tot.loss));
   }
+  progress.finish();
   engine.release_grads();
   student.set_train(false);
   return losses;

@@ -35,6 +35,7 @@ int cmd_abm_init(int argc, char** argv) {
   if (cfg.out == "runs/train") cfg.out = "runs/abm-init";
   cfg.init = "kaiming";  // the student starts from the standard init
   abm.seed = cfg.seed;
+  abm.log_every = cfg.log_every;
   opts.print_table();
   auto comm = make_mpi_communicator();
   int threads = Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them

@@ -107,6 +107,7 @@ int run_train(int argc, char** argv, bool pretrain) {
   if (!opts.parse(argc, argv)) return 0;
   if (pretrain) cfg.full = true;
   abm.seed = cfg.seed;
+  abm.log_every = cfg.log_every;
   opts.print_table();
   auto comm = make_mpi_communicator();
   int threads = Runtime::set_threads(cfg.threads);  // before --dtype auto measures with them

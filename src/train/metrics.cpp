@@ -58,9 +58,9 @@ void truncate_metrics(const std::string& path, int64_t last_step) {
                last_step < 0 ? " (a fresh start)" : cat(" after step ", last_step, " (resume)")));
 }
 
-Progress::Progress(int64_t total, int64_t log_every, int64_t first)
+Progress::Progress(int64_t total, int64_t log_every, int64_t first, std::string label)
     : total_(total), every_(std::max<int64_t>(1, log_every)), first_(first),
-      tty_(::isatty(STDERR_FILENO)), t0_(now()) {}
+      label_(std::move(label)), tty_(::isatty(STDERR_FILENO)), t0_(now()) {}
 
 void Progress::update(int64_t done, const std::string& status) {
   if (Runtime::rank() != 0) return;
@@ -71,11 +71,12 @@ void Progress::update(int64_t done, const std::string& status) {
     int filled = static_cast<int>(width * double(done) / double(std::max<int64_t>(1, total_)));
     std::string bar(filled, '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "\r[%s] %ld/%ld %s eta %s   ", bar.c_str(), done, total_,
+    std::fprintf(stderr, "\r%s[%s] %ld/%ld %s eta %s   ", label_.c_str(), bar.c_str(), done, total_,
                  status.c_str(), hms(eta).c_str());
     std::fflush(stderr);
   } else if (done % every_ == 0 || done == total_) {
-    log_line(cat("step ", done, "/", total_, " ", status, " elapsed ", hms(el), " eta ", hms(eta)));
+    log_line(cat(label_, "step ", done, "/", total_, " ", status, " elapsed ", hms(el), " eta ",
+                 hms(eta)));
   }
 }
 

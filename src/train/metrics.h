@@ -27,13 +27,15 @@ void truncate_metrics(const std::string& path, int64_t last_step);
 
 class Progress {
  public:
-  Progress(int64_t total, int64_t log_every, int64_t first = 0);
+  // label prefixes every line ("abm: " for the ABM steps).
+  Progress(int64_t total, int64_t log_every, int64_t first = 0, std::string label = "");
   // Called after each step with a short status ("loss 2.31 lr 2e-4 ...").
   void update(int64_t step_done, const std::string& status);
   void finish();
 
  private:
   int64_t total_, every_, first_;
+  std::string label_;
   bool tty_;
   double t0_;
 };

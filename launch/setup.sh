@@ -12,6 +12,8 @@ PKGS=(
   slurm-wlm munge                           # local one-node Slurm for the slurm tests/templates
   libboost-program-options-dev              # CLI
   libgtest-dev                              # tests
+  clang libclang-rt-14-dev                  # launch/sanitize.sh: ASan/UBSan + libFuzzer
+  ninja-build                               #   (and its faster build)
   gnuplot-nox                               # abmlora report: loss / information-loss PNGs
   nlohmann-json3-dev                        # config.json, safetensors headers
   libsentencepiece-dev sentencepiece        # tokenizer (+ spm_encode as a test reference)

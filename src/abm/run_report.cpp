@@ -27,6 +27,7 @@ RunCurves read_run(const std::string& dir) {
     if (line.empty()) continue;
     nlohmann::json j = parse_json(line, cat(path, ":", line_no));
     if (!j.contains("step")) continue;
+    ABM_REQUIRE(j["step"].is_number_integer(), path, ":", line_no, ": step must be a whole number");
     try {
       const int64_t s = j["step"].get<int64_t>();
       if (j.contains("loss")) r.loss.push_back({s, j["loss"].get<double>()});

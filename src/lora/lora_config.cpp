@@ -89,6 +89,9 @@ nlohmann::json LoraConfig::to_json() const {
 LoraConfig LoraConfig::from_json(const nlohmann::json& j, const std::string& origin) {
   LoraConfig c;
   try {
+    // A float would convert to an integer silently (1e300: undefined behaviour).
+    ABM_REQUIRE(j.at("r").is_number_integer() && j.at("seed").is_number_integer(), origin,
+                ": bad LoRA config (r and seed must be whole numbers)");
     c.r = j.at("r").get<int64_t>();
     c.alpha = j.at("alpha").get<double>();
     c.dropout = j.at("dropout").get<double>();

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <type_traits>
 
 #include "core/check.h"
 #include "core/json_text.h"
@@ -82,6 +83,9 @@ bool parse_key(const std::string& key, PeftKey* k) {
 template <typename T>
 T field(const nlohmann::json& j, const char* key, const std::string& origin) {
   ABM_REQUIRE(j.contains(key), origin, ": missing field \"", key, "\"");
+  // nlohmann converts a float to an integer silently (1e300: undefined behaviour).
+  ABM_REQUIRE(!std::is_integral_v<T> || !j[key].is_number_float(), origin, ": field \"", key,
+              "\" must be a whole number, got ", j[key].dump());
   try {
     return j[key].get<T>();
   } catch (const nlohmann::json::exception&) {

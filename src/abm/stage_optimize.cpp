@@ -91,7 +91,8 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
   const int64_t N = rb.size(), units = st.view.config().intermediate;
   std::vector<double> losses;
   int64_t id = 0;  // micro-batch number: the transport's message tag
-  // Rank 0 prints: its stage's part of the loss (the model's is summed at the end).
+  // Rank 0 prints: its stage's part of the loss (the model's is summed at the end), or that
+  // its stage has no selected layer (then the line still says the pipeline is moving).
   Progress progress(cfg.steps, cfg.log_every, 0, cat("abm: stage ", st.k + 1, "/", st.S, " "));
   for (int64_t s = 0; s < cfg.steps; ++s) {
     std::vector<int64_t> all = cycled_samples({s * cfg.batch, (s + 1) * cfg.batch}, N);
@@ -141,7 +142,8 @@ std::vector<double> global_optimize(Stage& st, const AbmConfig& cfg, AdapterSet&
     });
     // Summed over the replicas; replica 0 alone reports it (the caller sums over the world).
     losses.push_back(st.q == 0 ? tot.loss : 0.0);
-    progress.update(s + 1, cat("loss ", tot.loss));
+    progress.update(s + 1, st.layers.empty() ? std::string("(no ABM layers in this stage)")
+                                             : cat("loss of its layers ", tot.loss));
   }
   progress.finish();
   engine.release_grads();

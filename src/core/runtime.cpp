@@ -102,12 +102,27 @@ void Runtime::abort_all(const std::string& reason, int status, bool common) {
   std::string line = reason;
   for (char& c : line)
     if (c == '\n' || c == '\r') c = ' ';
+  if (g_init && g_size > 1 && common) {
+    // Every rank is here, at the same point: no abort is needed (and Open MPI 4.1's abort
+    // path sometimes adds an ORTE_ERROR_LOG line of its own). Rank 0 reports, all finalize
+    // and exit; should finalize not return, the exit comes anyway after 30 s (the launcher
+    // then ends the other ranks).
+    if (g_rank == 0) {
+      std::fprintf(stderr, "abmlora: error: %s\n", line.c_str());
+      std::fflush(stderr);
+    }
+    std::thread([status] {
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+      std::_Exit(status);
+    }).detach();
+    finalize();
+    std::_Exit(status);
+  }
   if (g_size > 1) {
     // An error every rank meets (a bad file all of them read) should be printed once: a
-    // rank > 0 gives rank 0 time to report it and abort the job first (for a CommonError,
-    // 30 s: rank 0 certainly aborts). A fault only this rank has is still printed, half a
-    // second later.
-    if (g_rank > 0) std::this_thread::sleep_for(std::chrono::milliseconds(common ? 30000 : 500));
+    // rank > 0 gives rank 0 a moment to report it and abort the job first. A fault only
+    // this rank has is still printed, half a second later.
+    if (g_rank > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
     std::fprintf(stderr, "abmlora: error: [%s] %s\n", where().c_str(), line.c_str());
   } else {
     std::fprintf(stderr, "abmlora: error: %s\n", line.c_str());

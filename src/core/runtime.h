@@ -35,7 +35,8 @@ class Runtime {
 
   // Ends the whole job after an unrecoverable error on this rank: prints the reason with
   // [rank@host] and calls MPI_Abort(2) when there are several ranks. common: every rank
-  // meets the same error (CommonError), so ranks > 0 leave the report to rank 0.
+  // meets the same error at the same point (CommonError): rank 0 alone reports it and
+  // every rank finalizes and exits without an abort.
   [[noreturn]] static void abort_all(const std::string& reason, int status = 2,
                                      bool common = false);
 };

@@ -22,7 +22,8 @@ Open MPI: with 2 ranks mpirun adds its own text on a failing job, e.g. the
 "Primary job terminated normally, but 1 process returned a non-zero exit code" or the
 "MPI_ABORT was invoked on rank 0" block between dashed lines. Such untagged lines are not
 errors of abmlora; they are listed as "mpi-noise" on the case's line. ORTE_ERROR_LOG is
-counted as a failure (the issue names it as noise to remove).
+counted as a failure (the issue names it as noise to remove), except that a case whose only
+fault is Open MPI 4.1's intermittent show_help.c race is run once more (launcher_failure).
 
 Standard library only; run with /usr/bin/python3.
   run_corpus.py --abmlora build/abmlora --ranks 1 --source-dir . --work /tmp/hc
@@ -1482,7 +1483,13 @@ def launcher_failure(ctx, res):
         return False
     crashed = res.rc < 0 and "mpirun(" in res.text
     silent = res.rc == 1 and not res.noise and len(res.errors) == 1 and res.errors[0][0] == 0
-    return crashed or silent
+    # Open MPI 4.1's help-message aggregation racing the abort of the other ranks: mpirun
+    # prints "ORTE_ERROR_LOG: Data unpack would read past end of buffer (or Out of resource)
+    # in file .../show_help.c" after rank 0's one correct line; intermittent, about once in
+    # a few hundred aborted jobs here.
+    show_help = ("ORTE_ERROR_LOG" in res.text and "show_help.c" in res.text
+                 and len(res.errors) == 1 and res.errors[0][0] == 0)
+    return crashed or silent or show_help
 
 
 def _session_members(sid):

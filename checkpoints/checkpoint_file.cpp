@@ -7,8 +7,10 @@
 #include <ctime>
 #include <map>
 #include <regex>
+#include <type_traits>
 
 #include "checkpoints/h5_io.h"
+#include "checkpoints/state_fields.h"
 #include "core/json_text.h"
 
 namespace abm {
@@ -47,21 +49,32 @@ void put_named(hid_t root, const NamedTensors& tensors) {
   }
 }
 
+// Attribute writers/readers for the visitors of state_fields.h.
+void write_attr(hid_t obj, const char* name, int64_t v) { put_attr(obj, name, v); }
+void write_attr(hid_t obj, const char* name, uint64_t v) { put_attr(obj, name, v); }
+void write_attr(hid_t obj, const char* name, double v) { put_attr(obj, name, v); }
+void write_attr(hid_t obj, const char* name, const std::string& v) { put_attr(obj, name, v); }
+void read_attr(hid_t obj, const char* name, int64_t& v) { v = get_i64(obj, name); }
+void read_attr(hid_t obj, const char* name, uint64_t& v) { v = get_u64(obj, name); }
+void read_attr(hid_t obj, const char* name, double& v) { v = get_f64(obj, name); }
+void read_attr(hid_t obj, const char* name, std::string& v) { v = get_str(obj, name); }
+
+auto attr_writer(hid_t obj) {
+  return [obj](const char* name, const auto& v, bool) { write_attr(obj, name, v); };
+}
+auto attr_reader(hid_t obj) {
+  return [obj](const char* name, auto& v, bool required) {
+    if (required || has_attr(obj, name)) read_attr(obj, name, v);
+  };
+}
+
 void write_root_attrs(hid_t f, const CheckpointState& s) {
   put_attr(f, "format", std::string(kCheckpointFormat));
-  put_attr(f, "format_version", kCheckpointVersion);
-  put_attr(f, "step", s.step);
-  put_attr(f, "epoch", s.epoch);
-  put_attr(f, "samples_seen", s.samples_seen);
-  put_attr(f, "tokens_seen", s.tokens_seen);
-  put_attr(f, "global_batch", s.global_batch);
-  put_attr(f, "world_size", s.world_size);
-  put_attr(f, "created", utc_now());
-  put_attr(f, "tool_version", std::string(ABM_VERSION));
-  put_attr(f, "config", s.config);
-  put_attr(f, "base_model", s.base_model);
-  put_attr(f, "base_fingerprint", s.base_fingerprint);
-  put_attr(f, "data_fingerprint", s.data_fingerprint);
+  CheckpointState stamped = s;  // tensors are shared handles: this copies a few strings
+  stamped.format_version = kCheckpointVersion;
+  stamped.created = utc_now();
+  stamped.tool_version = ABM_VERSION;
+  visit_root_fields(stamped, attr_writer(f));
   put_attr(f, "trainable", std::string(s.lora ? "lora" : "full"));
   put_attr(f, "lora_config", s.lora ? s.lora->to_json().dump() : std::string());
   seal_attrs(f);
@@ -73,11 +86,7 @@ void write_optimizer(hid_t f, const CheckpointState& s) {
             "optimizer has ", o.exp_avg.size(), "/", o.exp_avg_sq.size(), " moments for ",
             s.trainable.size(), " tensors");
   H5Id g(create_group(f, "optimizer"), H5Gclose);
-  put_attr(g, "step", o.step);
-  put_attr(g, "beta1", o.beta1);
-  put_attr(g, "beta2", o.beta2);
-  put_attr(g, "eps", o.eps);
-  put_attr(g, "weight_decay", o.weight_decay);
+  visit_optimizer_fields(o, attr_writer(g));
   seal_attrs(g);
   std::map<std::string, std::unique_ptr<H5Id>> groups;
   for (size_t i = 0; i < s.trainable.size(); ++i) {
@@ -91,24 +100,13 @@ void write_optimizer(hid_t f, const CheckpointState& s) {
 
 void write_abm(hid_t f, const AbmProvenance& a) {
   H5Id g(create_group(f, "abm"), H5Gclose);
-  put_attr(g, "seed", a.seed);
-  put_attr(g, "margin", a.margin);
-  put_attr(g, "lr", a.lr);
-  put_attr(g, "seconds", a.seconds);
-  put_attr(g, "steps", a.steps);
-  put_attr(g, "scope", a.scope);
-  put_attr(g, "teacher", a.teacher);
+  visit_abm_fields(a, attr_writer(g));
   seal_attrs(g);
-  auto i64 = [](const std::vector<int64_t>& v) {
-    return at::tensor(at::ArrayRef<int64_t>(v), at::kLong).reshape({int64_t(v.size())});
-  };
-  auto f64 = [](const std::vector<double>& v) {
-    return at::tensor(at::ArrayRef<double>(v), at::kDouble).reshape({int64_t(v.size())});
-  };
-  put_tensor(g, "samples", i64(a.samples));
-  put_tensor(g, "layers", i64(a.layers));
-  put_tensor(g, "loss", f64(a.loss));
-  put_tensor(g, "accuracy", f64(a.accuracy));
+  visit_abm_series(a, [&](const char* name, const auto& v, bool) {
+    using T = typename std::decay_t<decltype(v)>::value_type;
+    put_tensor(g, name, at::tensor(at::ArrayRef<T>(v), at::CppTypeToScalarType<T>::value)
+                            .reshape({int64_t(v.size())}));
+  });
 }
 
 // --- reading ---------------------------------------------------------------------------
@@ -143,11 +141,7 @@ OptimizerState read_optimizer(const Reader& r, const NamedTensors& trainable) {
   H5Id g = r.group(r.file, "optimizer", "/optimizer");
   verify_attrs(g, "/optimizer");
   OptimizerState o;
-  o.step = get_i64(g, "step");
-  o.beta1 = get_f64(g, "beta1");
-  o.beta2 = get_f64(g, "beta2");
-  o.eps = get_f64(g, "eps");
-  o.weight_decay = get_f64(g, "weight_decay");
+  visit_optimizer_fields(o, attr_reader(g));
   ABM_REQUIRE(o.step >= 0, "/optimizer: negative step ", o.step);
   size_t modules = 0;
   std::string last;
@@ -173,11 +167,7 @@ LrSchedule read_scheduler(const Reader& r) {
   H5Id g = r.group(r.file, "scheduler", "/scheduler");
   verify_attrs(g, "/scheduler");
   LrSchedule s;
-  s.kind = get_str(g, "kind");
-  s.peak = get_f64(g, "peak");
-  s.warmup = get_i64(g, "warmup");
-  s.total = get_i64(g, "total");
-  s.min_ratio = get_f64(g, "min_ratio");
+  visit_scheduler_fields(s, attr_reader(g));
   return s;
 }
 
@@ -185,27 +175,14 @@ AbmProvenance read_abm(const Reader& r) {
   H5Id g = r.group(r.file, "abm", "/abm");
   verify_attrs(g, "/abm");
   AbmProvenance a;
-  a.seed = get_u64(g, "seed");
-  a.margin = get_f64(g, "margin");
-  a.lr = get_f64(g, "lr");
-  a.seconds = get_f64(g, "seconds");
-  a.steps = get_i64(g, "steps");
-  a.scope = get_str(g, "scope");
-  a.teacher = get_str(g, "teacher");
-  auto i64 = [&](const char* n) {
-    at::Tensor t = r.tensor(g, n, "/abm");
-    ABM_REQUIRE(t.scalar_type() == at::kLong && t.dim() == 1, "/abm/", n, ": not 1-D I64");
-    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
-  };
-  auto f64 = [&](const char* n) {
-    at::Tensor t = r.tensor(g, n, "/abm");
-    ABM_REQUIRE(t.scalar_type() == at::kDouble && t.dim() == 1, "/abm/", n, ": not 1-D F64");
-    return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
-  };
-  a.samples = i64("samples");
-  a.layers = i64("layers");
-  a.loss = f64("loss");
-  a.accuracy = f64("accuracy");
+  visit_abm_fields(a, attr_reader(g));
+  visit_abm_series(a, [&](const char* name, auto& v, bool) {
+    using T = typename std::decay_t<decltype(v)>::value_type;
+    const at::ScalarType want = at::CppTypeToScalarType<T>::value;
+    at::Tensor t = r.tensor(g, name, "/abm");
+    ABM_REQUIRE(t.scalar_type() == want && t.dim() == 1, "/abm/", name, ": not 1-D ", want);
+    v.assign(t.data_ptr<T>(), t.data_ptr<T>() + t.numel());
+  });
   return a;
 }
 
@@ -218,18 +195,7 @@ CheckpointState read_all(const Reader& r) {
   ABM_REQUIRE(s.format_version >= 1 && s.format_version <= kCheckpointVersion, "format version ",
               s.format_version, " (this abmlora reads versions 1..", kCheckpointVersion, ")");
   verify_attrs(f, "/");
-  s.step = get_i64(f, "step");
-  s.epoch = get_i64(f, "epoch");
-  s.samples_seen = get_i64(f, "samples_seen");
-  s.tokens_seen = get_i64(f, "tokens_seen");
-  s.global_batch = get_i64(f, "global_batch");
-  s.world_size = get_i64(f, "world_size");
-  s.created = get_str(f, "created");
-  s.tool_version = get_str(f, "tool_version");
-  s.config = get_str(f, "config");
-  s.base_model = get_str(f, "base_model");
-  s.base_fingerprint = get_str(f, "base_fingerprint");
-  if (has_attr(f, "data_fingerprint")) s.data_fingerprint = get_str(f, "data_fingerprint");
+  visit_root_fields(s, attr_reader(f));
   std::string trainable = get_str(f, "trainable");
   ABM_REQUIRE(trainable == "lora" || trainable == "full", "unknown trainable kind \"", trainable, "\"");
   if (trainable == "lora")
@@ -240,7 +206,7 @@ CheckpointState read_all(const Reader& r) {
   s.scheduler = read_scheduler(r);
   H5Id rng = r.group(f, "rng", "/rng");
   verify_attrs(rng, "/rng");
-  s.sampler_seed = get_u64(rng, "sampler_seed");
+  visit_rng_fields(s, attr_reader(rng));
   for (const std::string& name : children(rng)) s.rng.emplace_back(name, r.tensor(rng, name, "/rng"));
   if (has_child(f, "abm")) s.abm = read_abm(r);
   return s;
@@ -275,14 +241,10 @@ void write_checkpoint_file(const std::string& path, const CheckpointState& s) {
     put_named(tg, s.trainable);
     write_optimizer(f, s);
     H5Id sg(create_group(f, "scheduler"), H5Gclose);
-    put_attr(sg, "kind", s.scheduler.kind);
-    put_attr(sg, "peak", s.scheduler.peak);
-    put_attr(sg, "warmup", s.scheduler.warmup);
-    put_attr(sg, "total", s.scheduler.total);
-    put_attr(sg, "min_ratio", s.scheduler.min_ratio);
+    visit_scheduler_fields(s.scheduler, attr_writer(sg));
     seal_attrs(sg);
     H5Id rg(create_group(f, "rng"), H5Gclose);
-    put_attr(rg, "sampler_seed", s.sampler_seed);
+    visit_rng_fields(s, attr_writer(rg));
     seal_attrs(rg);
     for (const auto& [name, t] : s.rng) put_tensor(rg, name, t);
     if (s.abm) write_abm(f, *s.abm);

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 #include "checkpoints/checkpoint_dir.h"
 #include "checkpoints/checkpoint_file.h"
 #include "checkpoints/h5_io.h"
 #include "checkpoints/resume.h"
+#include "checkpoints/state_fields.h"
 
 namespace abm {
 namespace {
@@ -103,19 +105,26 @@ void describe_raw(std::ostringstream& os, const std::string& path) {
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
   if (f < 0) return;
   H5Id file(f, H5Fclose);
-  for (const char* name : {"format", "format_version", "step", "samples_seen", "created",
-                           "base_model", "base_fingerprint", "data_fingerprint", "lora_config"}) {
+  auto show = [&](const char* name, auto& v, bool) {
     try {
-      if (!has_attr(file, name)) continue;
-      H5Id a(ABM_H5_CHECK(H5Aopen(file, name, H5P_DEFAULT)), H5Aclose);
-      H5Id type(ABM_H5_CHECK(H5Aget_type(a)), H5Tclose);
-      bool str = H5Tget_class(type) == H5T_STRING;
-      os << "  " << name << ": " << (str ? get_str(file, name) : std::to_string(get_i64(file, name)))
-         << "\n";
+      if (!has_attr(file, name)) return;
+      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>) {
+        const std::string text = get_str(file, name);
+        os << "  " << name << ": "
+           << (text.find('\n') == std::string::npos ? text : std::to_string(text.size()) + " bytes")
+           << "\n";
+      } else {
+        os << "  " << name << ": " << get_i64(file, name) << "\n";
+      }
     } catch (const std::exception&) {
       os << "  " << name << ": (unreadable)\n";
     }
-  }
+  };
+  std::string format, lora_config;
+  show("format", format, true);
+  CheckpointState names;  // only the field list is used
+  visit_root_fields(names, show);
+  show("lora_config", lora_config, true);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include "checkpoints/state_broadcast.h"
 
 #include <cstring>
+#include <type_traits>
 
+#include "checkpoints/state_fields.h"
 #include "core/check.h"
 #include "core/json_text.h"
 
@@ -55,6 +57,13 @@ class Unpack {
     for (T& x : v) x = get<T>();
     return v;
   }
+  template <typename T>
+  void get_into(T& x) {
+    if constexpr (std::is_same_v<T, std::string>) x = str();
+    else if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>>)
+      x = vec<typename T::value_type>();
+    else x = get<T>();
+  }
   at::Tensor empty_like_header() {
     auto dtype = at::ScalarType(get<int64_t>());
     return at::empty(vec<int64_t>(), at::TensorOptions().dtype(dtype));
@@ -65,61 +74,35 @@ class Unpack {
   size_t pos_ = 0;
 };
 
-// pack_scalars and unpack_scalars must list the same fields in the same order.
+// One visitor (state_fields.h) for both directions: root and receivers walk the same list.
 void pack_scalars(Pack& p, const CheckpointState& s) {
-  for (int64_t v : {s.step, s.epoch, s.samples_seen, s.tokens_seen, s.global_batch, s.world_size,
-                    s.format_version, s.optimizer.step, s.scheduler.warmup, s.scheduler.total})
-    p.put<int64_t>(v);
-  for (double v : {s.optimizer.beta1, s.optimizer.beta2, s.optimizer.eps,
-                   s.optimizer.weight_decay, s.scheduler.peak, s.scheduler.min_ratio})
-    p.put<double>(v);
-  for (const std::string* v : {&s.config, &s.base_model, &s.base_fingerprint, &s.data_fingerprint,
-                               &s.created, &s.tool_version, &s.scheduler.kind})
-    p.put(*v);
-  p.put<uint64_t>(s.sampler_seed);
+  auto put = [&](const char*, const auto& field, bool) { p.put(field); };
+  visit_root_fields(s, put);
+  visit_optimizer_fields(s.optimizer, put);
+  visit_scheduler_fields(s.scheduler, put);
+  visit_rng_fields(s, put);
   p.put(s.lora ? s.lora->to_json().dump() : std::string());
   p.put<int64_t>(s.abm ? 1 : 0);
   if (s.abm) {
-    const AbmProvenance& a = *s.abm;
-    p.put<uint64_t>(a.seed);
-    for (double v : {a.margin, a.lr, a.seconds}) p.put<double>(v);
-    p.put<int64_t>(a.steps);
-    p.put(a.scope);
-    p.put(a.teacher);
-    p.put(a.samples);
-    p.put(a.layers);
-    p.put(a.loss);
-    p.put(a.accuracy);
+    visit_abm_fields(*s.abm, put);
+    visit_abm_series(*s.abm, put);
   }
 }
 
 void unpack_scalars(Unpack& u, CheckpointState& s) {
-  for (int64_t* v : {&s.step, &s.epoch, &s.samples_seen, &s.tokens_seen, &s.global_batch,
-                     &s.world_size, &s.format_version, &s.optimizer.step, &s.scheduler.warmup,
-                     &s.scheduler.total})
-    *v = u.get<int64_t>();
-  for (double* v : {&s.optimizer.beta1, &s.optimizer.beta2, &s.optimizer.eps,
-                    &s.optimizer.weight_decay, &s.scheduler.peak, &s.scheduler.min_ratio})
-    *v = u.get<double>();
-  for (std::string* v : {&s.config, &s.base_model, &s.base_fingerprint, &s.data_fingerprint,
-                         &s.created, &s.tool_version, &s.scheduler.kind})
-    *v = u.str();
-  s.sampler_seed = u.get<uint64_t>();
+  auto get = [&](const char*, auto& field, bool) { u.get_into(field); };
+  visit_root_fields(s, get);
+  visit_optimizer_fields(s.optimizer, get);
+  visit_scheduler_fields(s.scheduler, get);
+  visit_rng_fields(s, get);
   std::string lora = u.str();
   s.lora.reset();
   if (!lora.empty()) s.lora = LoraConfig::from_json(parse_json(lora, "broadcast"), "broadcast");
   s.abm.reset();
   if (u.get<int64_t>()) {
     AbmProvenance a;
-    a.seed = u.get<uint64_t>();
-    for (double* v : {&a.margin, &a.lr, &a.seconds}) *v = u.get<double>();
-    a.steps = u.get<int64_t>();
-    a.scope = u.str();
-    a.teacher = u.str();
-    a.samples = u.vec<int64_t>();
-    a.layers = u.vec<int64_t>();
-    a.loss = u.vec<double>();
-    a.accuracy = u.vec<double>();
+    visit_abm_fields(a, get);
+    visit_abm_series(a, get);
     s.abm = a;
   }
 }

@@ -10,6 +10,7 @@
 
 #include "data/batch.h"
 #include "data/loss.h"
+#include "data/sampler.h"
 #include "lora/adapter_set.h"
 #include "lora/init.h"
 #include "test_util.h"

@@ -1,9 +1,9 @@
 #include "abm/abm_config.h"
 
 #include <algorithm>
-#include <sstream>
 
 #include "core/check.h"
+#include "core/text.h"
 #include "sharding/stage_map.h"
 
 namespace abm {
@@ -72,8 +72,7 @@ std::vector<int64_t> select_abm_layers(const std::string& spec, int64_t n) {
     if (k < 1 || k > n) throw bad(cat("N must be in [1, ", n, "]"));
     for (int64_t i = n - k; i < n; ++i) out.push_back(i);
   } else {
-    std::stringstream ss(spec);
-    for (std::string t; std::getline(ss, t, ',');) {
+    for (const std::string& t : split_commas(spec)) {
       size_t used = 0;
       int64_t i = -1;
       try { i = std::stoll(t, &used); } catch (...) { throw bad(cat("\"", t, "\" is not a layer index")); }

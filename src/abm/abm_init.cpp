@@ -3,6 +3,7 @@
 #include "abm/abm_pipeline.h"
 #include "core/log.h"
 #include "lora/peft_io.h"
+#include "model/projection.h"
 
 namespace abm {
 namespace {
@@ -25,8 +26,7 @@ void with_teacher_adapter(const std::string& dir, LlamaModel& model,
                           const std::function<void()>& fn) {
   std::vector<std::shared_ptr<LinearAdapter>> saved;
   auto each = [&](auto f) {
-    for (auto& l : model.layers())
-      for (Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) f(*p);
+    for (auto& l : model.layers()) for_each_projection(l, [&](const ProjInfo&, Linear& p) { f(p); });
   };
   each([&](Linear& p) { saved.push_back(p.adapter); p.adapter = nullptr; });
   {

@@ -9,25 +9,18 @@
 #include "core/check.h"
 #include "core/json_text.h"
 #include "core/fs.h"
+#include "core/gnuplot.h"
+#include "train/metrics.h"
 
 namespace abm {
 
 RunCurves read_run(const std::string& dir) {
   RunCurves r;
   r.dir = dir;
-  std::string d = dir;
-  while (d.size() > 1 && d.back() == '/') d.pop_back();
-  r.name = d.substr(d.find_last_of('/') + 1);
-  const std::string path = dir + "/metrics.jsonl";
-  std::ifstream in(path);
-  ABM_REQUIRE(in.good(), path, ": cannot read (is ", dir, " a run directory?)");
-  int64_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.empty()) continue;
-    nlohmann::json j = parse_json(line, cat(path, ":", line_no));
-    if (!j.contains("step")) continue;
-    ABM_REQUIRE(j["step"].is_number_integer(), path, ":", line_no, ": step must be a whole number");
+  r.name = run_name(dir);
+  for_each_metrics_record(dir, [&](const nlohmann::json& j, const std::string& where) {
+    if (!j.contains("step")) return;
+    ABM_REQUIRE(j["step"].is_number_integer(), where, ": step must be a whole number");
     try {
       const int64_t s = j["step"].get<int64_t>();
       if (j.contains("loss")) r.loss.push_back({s, j["loss"].get<double>()});
@@ -35,10 +28,10 @@ RunCurves read_run(const std::string& dir) {
       if (j.contains("info_loss")) r.info_loss.push_back({s, j["info_loss"]["total"].get<double>()});
       if (j.contains("step_s")) r.train_seconds += j["step_s"].get<double>();
     } catch (const nlohmann::json::exception& e) {
-      throw Error(cat(path, ":", line_no, ": unexpected field type (", e.what(), ")"));
+      throw Error(cat(where, ": unexpected field type (", e.what(), ")"));
     }
-  }
-  ABM_REQUIRE(!r.loss.empty(), path, ": no step records");
+  });
+  ABM_REQUIRE(!r.loss.empty(), dir, "/metrics.jsonl: no step records");
   r.init = "lora";
   if (std::ifstream(dir + "/abm.json").good()) {
     const std::string abm_path = dir + "/abm.json";
@@ -82,11 +75,7 @@ std::string plot(const std::vector<RunCurves>& runs, const std::string& out, boo
   }
   if (!any) return "";
   const std::string script = cat(out, info ? "/info_loss.gp" : "/loss.gp");
-  write_text_atomic(script, gp.str() + "\n");
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
-    return "warning: gnuplot not found (apt-get install gnuplot-nox); wrote " + script + "\n";
-  ABM_REQUIRE(std::system(("gnuplot " + script).c_str()) == 0, "gnuplot failed on ", script);
-  return cat("plot: ", out, info ? "/info_loss.png" : "/loss.png", "\n");
+  return run_gnuplot(script, gp.str() + "\n", cat(out, info ? "/info_loss.png" : "/loss.png"));
 }
 
 }  // namespace

@@ -1,10 +1,9 @@
 #include "abm/stage_passes.h"
 
 #include <algorithm>
-#include <csignal>
-#include <cstdlib>
 
 #include "abm/gate_tap.h"
+#include "core/test_hooks.h"
 #include "core/timer.h"
 
 namespace abm {
@@ -80,11 +79,7 @@ TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const Represent
     if (report && st.reports(id)) add_report(*report, st, taps, t, which, p, cfg.margin);
     taps.clear();
     ++id;
-    // Test hook: ABM_TEST_KILL_STAGE=K kills stage K here (SIGKILL, no cleanup), so a test
-    // can check that a dead rank ends the whole job instead of leaving its neighbours
-    // blocked in a receive.
-    if (const char* kill = std::getenv("ABM_TEST_KILL_STAGE"); kill && std::atoi(kill) == st.k)
-      std::raise(SIGKILL);
+    test_hooks::after_teacher_batch(st.k);
   }
   t.seconds = timer.seconds();
   return t;

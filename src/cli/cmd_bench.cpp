@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "core/runtime.h"
+#include "core/text.h"
 #include "core/timer.h"
 #include "model/llama_model.h"
 #include "train/flops.h"
@@ -46,9 +47,8 @@ struct BenchConfig {
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string t;
-  while (std::getline(ss, t, ',')) if (!t.empty()) out.push_back(t);
+  for (const std::string& t : split_commas(s))
+    if (!t.empty()) out.push_back(t);
   return out;
 }
 

@@ -1,11 +1,11 @@
 // abmlora generate: load a model (rank 0 speaks), encode a prompt, decode new tokens.
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/text.h"
 #include "lora/peft_io.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
@@ -31,9 +31,7 @@ struct GenerateConfig {
 
 std::vector<int64_t> parse_ids(const std::string& s) {
   std::vector<int64_t> ids;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) {
+  for (const std::string& tok : split_commas(s)) {
     try {
       size_t used = 0;
       ids.push_back(std::stoll(tok, &used));

@@ -8,6 +8,7 @@
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "data/sampler.h"
 #include "lora/peft_io.h"
 #include "train/compute_dtype.h"
 #include "train/train_config.h"

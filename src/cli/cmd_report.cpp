@@ -4,11 +4,11 @@
 // abmlora report --scaling RUN...|SWEEP_DIR: tokens/s and efficiency over rank counts
 // (train/scaling_report.h).
 #include <iostream>
-#include <sstream>
 
 #include "abm/run_report.h"
 #include "cli/commands.h"
 #include "core/check.h"
+#include "core/text.h"
 #include "core/fs.h"
 #include "core/options.h"
 #include "core/runtime.h"
@@ -45,8 +45,7 @@ int cmd_report(int argc, char** argv) {
   Runtime::agree([&] {
     ABM_REQUIRE(ro.smooth > 0, "--smooth must be positive");
     ro.at.clear();
-    std::stringstream ss(at);
-    for (std::string s; std::getline(ss, s, ',');) {
+    for (const std::string& s : split_commas(at)) {
       try { ro.at.push_back(std::stoll(s)); } catch (...) { throw Error("--at: \"" + s + "\" is not a step"); }
     }
     for (auto& r : runs) curves.push_back(read_run(r));

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "core/run_lock.h"
+#include "data/sampler.h"
 #include "lora/peft_io.h"
 #include "train/compute_dtype.h"
 #include "train/trainer.h"

@@ -59,17 +59,4 @@ Batch make_batch(const Dataset& d, const std::vector<int64_t>& row_indices, cons
   return collate(rows, o);
 }
 
-std::vector<Batch> step_batches(const Dataset& d, const Sampler& s, int64_t step,
-                                int64_t global_batch, int rank, int world, int64_t micro,
-                                const CollateOptions& o) {
-  ABM_CHECK(s.size() == d.size(), "sampler over ", s.size(), " rows, dataset has ", d.size());
-  std::vector<Batch> out;
-  for (const SampleRange& range : rank_slice(step, global_batch, rank, world, micro)) {
-    std::vector<int64_t> idx;
-    for (int64_t n = range.begin; n < range.end; ++n) idx.push_back(s.global_index(n));
-    out.push_back(make_batch(d, idx, o));
-  }
-  return out;
-}
-
 }  // namespace abm

@@ -14,7 +14,6 @@
 
 #include "data/dataset.h"
 #include "data/example.h"
-#include "data/sampler.h"
 
 namespace abm {
 
@@ -39,12 +38,5 @@ Batch collate(const std::vector<std::vector<const Example*>>& rows, const Collat
 // Rows `row_indices` of the dataset (what Sampler::global_index returns).
 Batch make_batch(const Dataset& d, const std::vector<int64_t>& row_indices,
                  const CollateOptions& o = {});
-
-// The micro-batches rank `rank` of `world` runs at optimizer step `step` (sampler.h's
-// rank_slice, mapped through the sampler's global order). Their `tokens` summed over all
-// ranks is the step's global target count that the summed losses are divided by.
-std::vector<Batch> step_batches(const Dataset& d, const Sampler& s, int64_t step,
-                                int64_t global_batch, int rank, int world, int64_t micro,
-                                const CollateOptions& o = {});
 
 }  // namespace abm

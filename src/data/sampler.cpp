@@ -78,30 +78,38 @@ int64_t Sampler::global_index(int64_t sample_no) const {
   return perm_[sample_no % size_];
 }
 
+void check_batch_split(int64_t global_batch, int64_t micro, int world, const std::string& batch_option,
+                       const std::string& micro_option) {
+  ABM_REQUIRE(global_batch > 0 && micro > 0, batch_option, " (", global_batch, ") and ",
+              micro_option, " (", micro, ") must be positive");
+  ABM_CHECK(world > 0, "world ", world);
+  const int64_t unit = micro * world;
+  if (global_batch % unit == 0) return;
+  const int64_t lo = global_batch / unit * unit, hi = lo + unit;
+  // A resumed run must keep its global batch (the data position counts in global
+  // batches), so also say which micro-batches or rank counts keep this one.
+  std::string keep;
+  if (global_batch % world == 0) {
+    for (int64_t m = 1; m <= global_batch / world; ++m)
+      if (global_batch / world % m == 0) keep += cat(keep.empty() ? "" : "|", m);
+    keep = cat(micro_option, " ", keep, " on ", world, " rank(s)");
+  } else {
+    for (int64_t w = 1; w <= global_batch; ++w)
+      if (global_batch % w == 0 && global_batch / w % micro == 0) keep += cat(keep.empty() ? "" : "|", w);
+    keep = keep.empty() ? cat("a ", micro_option, " dividing it")
+                        : cat(keep, " rank(s) with ", micro_option, " ", micro);
+  }
+  throw Error(cat(batch_option, " ", global_batch, " is not a multiple of ", micro_option, " ", micro,
+                  " x ", world, " data rank(s) = ", unit, "; nearest valid global batch: ",
+                  lo > 0 ? cat(lo, " or ") : "", hi, "; to keep ", global_batch, ": ", keep));
+}
+
 std::vector<SampleRange> rank_slice(int64_t step, int64_t global_batch, int rank, int world,
                                     int64_t micro) {
-  ABM_REQUIRE(global_batch > 0 && micro > 0, "--global-batch (", global_batch,
-              ") and --micro-batch (", micro, ") must be positive");
   ABM_CHECK(world > 0 && rank >= 0 && rank < world, "rank ", rank, " of ", world);
-  const int64_t unit = micro * world;
-  if (global_batch % unit != 0) {
-    const int64_t lo = global_batch / unit * unit, hi = lo + unit;
-    // A resumed run must keep its global batch (the data position counts in global
-    // batches), so also say which micro-batches or rank counts keep this one.
-    std::string keep;
-    if (global_batch % world == 0) {
-      for (int64_t m = 1; m <= global_batch / world; ++m)
-        if (global_batch / world % m == 0) keep += cat(keep.empty() ? "" : "|", m);
-      keep = cat("--micro-batch ", keep, " on ", world, " rank(s)");
-    } else {
-      for (int64_t w = 1; w <= global_batch; ++w)
-        if (global_batch % w == 0 && global_batch / w % micro == 0) keep += cat(keep.empty() ? "" : "|", w);
-      keep = keep.empty() ? cat("a --micro-batch dividing it") : cat(keep, " rank(s) with --micro-batch ", micro);
-    }
-    throw Error(cat("--global-batch ", global_batch, " is not a multiple of --micro-batch ", micro,
-                    " x ", world, " data rank(s) = ", unit, "; nearest valid global batch: ",
-                    lo > 0 ? cat(lo, " or ") : "", hi, "; to keep ", global_batch, ": ", keep));
-  }
+  ABM_CHECK(global_batch > 0 && micro > 0 && global_batch % (micro * world) == 0, "global batch ",
+            global_batch, " does not split into micro-batches of ", micro, " on ", world,
+            " rank(s) (check_batch_split validates this)");
   const int64_t per_rank = global_batch / world;
   int64_t begin = step * global_batch + rank * per_rank;
   std::vector<SampleRange> out;

@@ -9,6 +9,7 @@
 // only the step (or the samples-consumed counter) and the seed.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace abm {
@@ -57,9 +58,15 @@ struct SampleRange {
 // The micro-batches rank `rank` of `world` data ranks processes at optimizer step `step`:
 // global_batch / world consecutive samples starting at step*global_batch +
 // rank*(global_batch/world), split into global_batch / (world*micro) ranges of `micro`.
-// global_batch must be a multiple of micro*world (the error names the nearest valid values).
+// global_batch must be a multiple of micro*world (check_batch_split first).
 std::vector<SampleRange> rank_slice(int64_t step, int64_t global_batch, int rank, int world,
                                     int64_t micro);
+
+// Throws abm::Error unless global_batch is a positive multiple of micro*world; the message
+// names the caller's options (e.g. "--global-batch", "--micro-batch") and the nearest
+// valid values, and which micro-batches or rank counts keep this global batch.
+void check_batch_split(int64_t global_batch, int64_t micro, int world, const std::string& batch_option,
+                       const std::string& micro_option);
 
 // An even split of n items (e.g. eval rows, in order) over `world` ranks: rank r gets a
 // contiguous block; sizes differ by at most one. Sum the losses and counts over ranks.

@@ -6,23 +6,16 @@
 namespace abm {
 namespace {
 
-Linear& projection(DecoderLayer& l, const std::string& kind) {
-  if (kind == "q_proj") return l.q;
-  if (kind == "k_proj") return l.k;
-  if (kind == "v_proj") return l.v;
-  if (kind == "o_proj") return l.o;
-  if (kind == "gate_proj") return l.gate;
-  if (kind == "up_proj") return l.up;
-  if (kind == "down_proj") return l.down;
-  ABM_CHECK(false, "unknown projection ", kind);
-  return l.q;  // unreachable
+Proj projection_kind(const std::string& kind) {
+  const std::optional<Proj> p = projection_of(kind);
+  ABM_CHECK(p, "unknown projection ", kind);
+  return *p;
 }
 
 }  // namespace
 
 std::string lora_module_name(int64_t layer, const std::string& kind) {
-  bool attn = kind == "q_proj" || kind == "k_proj" || kind == "v_proj" || kind == "o_proj";
-  return cat("model.layers.", layer, attn ? ".self_attn." : ".mlp.", kind);
+  return projection_module_name(layer, projection_kind(kind));
 }
 
 AdapterSet AdapterSet::attach(LlamaModel& model, const LoraConfig& cfg) {
@@ -53,7 +46,8 @@ AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
       m.name = lora_module_name(i, kind);
       m.layer = i;
       m.kind = kind;
-      m.linear = &projection(layer, kind);
+      m.proj = projection_kind(kind);
+      m.linear = &projection(layer, m.proj);
       ABM_REQUIRE(!m.linear->adapter, m.name, " already has an adapter attached");
       ModuleDims d = module_dims(model.config(), kind);
       LoraWeights w;

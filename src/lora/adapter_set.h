@@ -26,6 +26,7 @@ struct AdaptedModule {
   std::string name;  // "model.layers.3.self_attn.q_proj"
   int64_t layer = 0; // absolute layer index
   std::string kind;  // "q_proj"
+  Proj proj = Proj::q;
   Linear* linear = nullptr;             // the model's projection
   std::shared_ptr<LoraLinear> lora;     // also held by linear->adapter while attached
 };

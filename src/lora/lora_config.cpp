@@ -22,19 +22,18 @@ std::string valid_list() {
 }  // namespace
 
 const std::vector<std::string>& lora_module_kinds() {
-  static const std::vector<std::string> kinds = {"q_proj",    "k_proj",  "v_proj", "o_proj",
-                                                 "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<std::string> kinds = [] {
+    std::vector<std::string> k;
+    for (const ProjInfo& p : projections()) k.push_back(p.kind);
+    return k;
+  }();
   return kinds;
 }
 
 ModuleDims module_dims(const LlamaConfig& c, const std::string& kind) {
-  const int64_t H = c.hidden, I = c.intermediate;
-  if (kind == "q_proj") return {c.q_dim(), H};
-  if (kind == "k_proj" || kind == "v_proj") return {c.kv_dim(), H};
-  if (kind == "o_proj") return {H, c.q_dim()};
-  if (kind == "gate_proj" || kind == "up_proj") return {I, H};
-  if (kind == "down_proj") return {H, I};
-  unknown_module(kind);
+  const std::optional<Proj> p = projection_of(kind);
+  if (!p) unknown_module(kind);
+  return projection_dims(c, *p);
 }
 
 double LoraConfig::scale() const {

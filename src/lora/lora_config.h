@@ -9,13 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "model/llama_config.h"
+#include "model/projection.h"
 
 namespace abm {
-
-// [out, in] of one projection kind in a LLaMA decoder layer.
-struct ModuleDims {
-  int64_t out = 0, in = 0;
-};
 
 struct LoraConfig {
   int64_t r = 8;

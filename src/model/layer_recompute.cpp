@@ -1,13 +1,9 @@
 #include "model/layer_recompute.h"
 
-#include <array>
+#include "model/projection.h"
 
 namespace abm {
 namespace {
-
-std::array<const Linear*, 7> projections(const DecoderLayer& l) {
-  return {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
-}
 
 // The layer and its config travel as addresses in saved_data (they outlive the step).
 // `anchor` is an empty tensor that requires grad: the first layer's input (the frozen
@@ -22,12 +18,10 @@ struct LayerRecompute : torch::autograd::Function<LayerRecompute> {
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["cfg"] = cfg;
     ctx->saved_data["sdpa"] = sdpa;
-    int i = 0;
-    for (const Linear* p : projections(*l)) {
-      at::Tensor s = p->adapter ? p->adapter->rng_state() : at::Tensor();
-      if (s.defined()) ctx->saved_data["rng" + std::to_string(i)] = s;
-      ++i;
-    }
+    for_each_projection(*l, [&](const ProjInfo& p, const Linear& lin) {
+      at::Tensor s = lin.adapter ? lin.adapter->rng_state() : at::Tensor();
+      if (s.defined()) ctx->saved_data[std::string("rng.") + p.kind] = s;
+    });
     return l->forward(*reinterpret_cast<const LlamaConfig*>(cfg), x, cos, sin, mask, {}, sdpa);
   }
 
@@ -36,12 +30,10 @@ struct LayerRecompute : torch::autograd::Function<LayerRecompute> {
     auto saved = ctx->get_saved_variables();
     const auto* l = reinterpret_cast<const DecoderLayer*>(ctx->saved_data["layer"].toInt());
     const auto* cfg = reinterpret_cast<const LlamaConfig*>(ctx->saved_data["cfg"].toInt());
-    int i = 0;
-    for (const Linear* p : projections(*l)) {  // the forward's masks again
-      auto it = ctx->saved_data.find("rng" + std::to_string(i));
-      if (it != ctx->saved_data.end()) p->adapter->set_rng_state(it->second.toTensor());
-      ++i;
-    }
+    for_each_projection(*l, [&](const ProjInfo& p, const Linear& lin) {  // the forward's masks again
+      auto it = ctx->saved_data.find(std::string("rng.") + p.kind);
+      if (it != ctx->saved_data.end()) lin.adapter->set_rng_state(it->second.toTensor());
+    });
     at::Tensor x = saved[0].detach().requires_grad_(true);
     at::Tensor y;
     {

@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "model/layer_recompute.h"
+#include "model/projection.h"
 
 namespace abm {
 namespace {
@@ -65,21 +66,18 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LoadOptions& opts,
   m.device_ = opts.device;
   m.sdpa_ = use_sdpa(opts.attention, opts.device);
   m.rope_ = Rope(c);
-  const int64_t H = c.hidden, I = c.intermediate;
+  const int64_t H = c.hidden;
   const at::ScalarType D = opts.dtype;  // norms
   const at::ScalarType W = opts.storage == at::ScalarType::Undefined ? D : opts.storage;  // matrices
   if (m.first_ == 0) m.embed_ = rd("model.embed_tokens.weight", {c.vocab, H}, W);
   for (int64_t i = m.first_; i < m.last_; ++i) {
     DecoderLayer l;
     l.input_norm = rd(layer_name(i, "input_layernorm"), {H}, D);
-    l.q.weight = rd(layer_name(i, "self_attn.q_proj"), {c.q_dim(), H}, W);
-    l.k.weight = rd(layer_name(i, "self_attn.k_proj"), {c.kv_dim(), H}, W);
-    l.v.weight = rd(layer_name(i, "self_attn.v_proj"), {c.kv_dim(), H}, W);
-    l.o.weight = rd(layer_name(i, "self_attn.o_proj"), {H, c.q_dim()}, W);
     l.post_norm = rd(layer_name(i, "post_attention_layernorm"), {H}, D);
-    l.gate.weight = rd(layer_name(i, "mlp.gate_proj"), {I, H}, W);
-    l.up.weight = rd(layer_name(i, "mlp.up_proj"), {I, H}, W);
-    l.down.weight = rd(layer_name(i, "mlp.down_proj"), {H, I}, W);
+    for_each_projection(l, [&](const ProjInfo& p, Linear& lin) {
+      const ModuleDims d = projection_dims(c, p.id);
+      lin.weight = rd(projection_module_name(i, p.id) + ".weight", {d.out, d.in}, W);
+    });
     m.layers_.push_back(std::move(l));
   }
   if (m.last_ == c.layers) {
@@ -104,9 +102,9 @@ void LlamaModel::to(at::Device device) {
   if (tied) lm_head_ = embed_;
   else move(lm_head_);
   for (DecoderLayer& l : layers_) {
-    for (at::Tensor* t : {&l.input_norm, &l.post_norm, &l.q.weight, &l.k.weight, &l.v.weight,
-                          &l.o.weight, &l.gate.weight, &l.up.weight, &l.down.weight})
-      move(*t);
+    move(l.input_norm);
+    move(l.post_norm);
+    for_each_projection(l, [&](const ProjInfo&, Linear& lin) { move(lin.weight); });
   }
   device_ = device;
 }
@@ -134,19 +132,17 @@ LlamaModel LlamaModel::random(const LlamaConfig& c, uint64_t seed, at::ScalarTyp
     return at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
   };
   auto ones = [&](int64_t n) { return at::ones({n}, opts); };
-  const int64_t H = c.hidden, I = c.intermediate;
+  const int64_t H = c.hidden;
   m.embed_ = w({c.vocab, H});
   for (int64_t i = 0; i < c.layers; ++i) {
     DecoderLayer l;
     l.input_norm = ones(H);
-    l.q.weight = w({c.q_dim(), H});
-    l.k.weight = w({c.kv_dim(), H});
-    l.v.weight = w({c.kv_dim(), H});
-    l.o.weight = w({H, c.q_dim()});
     l.post_norm = ones(H);
-    l.gate.weight = w({I, H});
-    l.up.weight = w({I, H});
-    l.down.weight = w({H, I});
+    // Drawn in projections() order: the weights every seeded test expects.
+    for_each_projection(l, [&](const ProjInfo& p, Linear& lin) {
+      const ModuleDims d = projection_dims(c, p.id);
+      lin.weight = w({d.out, d.in});
+    });
     m.layers_.push_back(std::move(l));
   }
   m.norm_ = ones(H);
@@ -248,14 +244,12 @@ NamedTensors LlamaModel::named_weights() const {
     const DecoderLayer& l = layers_[j];
     int64_t i = first_ + static_cast<int64_t>(j);
     out.push_back({layer_name(i, "input_layernorm"), l.input_norm});
-    out.push_back({layer_name(i, "self_attn.q_proj"), l.q.weight});
-    out.push_back({layer_name(i, "self_attn.k_proj"), l.k.weight});
-    out.push_back({layer_name(i, "self_attn.v_proj"), l.v.weight});
-    out.push_back({layer_name(i, "self_attn.o_proj"), l.o.weight});
+    auto proj = [&](Proj p) {
+      out.push_back({projection_module_name(i, p) + ".weight", projection(l, p).weight});
+    };
+    for (Proj p : {Proj::q, Proj::k, Proj::v, Proj::o}) proj(p);
     out.push_back({layer_name(i, "post_attention_layernorm"), l.post_norm});
-    out.push_back({layer_name(i, "mlp.gate_proj"), l.gate.weight});
-    out.push_back({layer_name(i, "mlp.up_proj"), l.up.weight});
-    out.push_back({layer_name(i, "mlp.down_proj"), l.down.weight});
+    for (Proj p : {Proj::gate, Proj::up, Proj::down}) proj(p);
   }
   if (norm_.defined()) out.push_back({"model.norm.weight", norm_});
   if (lm_head_.defined() && !cfg_.tie_embeddings) out.push_back({"lm_head.weight", lm_head_});

@@ -21,8 +21,6 @@ using backprop_detail::grad_of;
 
 namespace {
 
-const char* const kKinds[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-
 // Attention probabilities are kept for the backward when they take at most this per layer.
 constexpr int64_t kProbsBudget = int64_t(64) << 20;
 
@@ -52,20 +50,17 @@ Backprop::Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute)
   lora_.assign(model.layers().size(), {});
   if (adapters_) {
     for (const AdaptedModule& m : adapters_->modules()) {
-      int kind = 0;
-      while (kind < kProjs && m.kind != kKinds[kind]) ++kind;
-      ABM_CHECK(kind < kProjs, "unknown module ", m.kind);
-      lora_.at(m.layer - model.first())[kind] = m.lora.get();
+      lora_.at(m.layer - model.first())[static_cast<int>(m.proj)] = m.lora.get();
     }
   }
   for (auto& l : model.layers())
-    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+    for_each_projection(l, [&](const ProjInfo&, const Linear& p) {
       bool ours = false;
       for (auto& row : lora_)
-        for (LoraLinear* a : row) ours |= a && p->adapter.get() == a;
-      ABM_CHECK(!p->adapter || ours, "Backprop: a projection carries an adapter that is not "
+        for (LoraLinear* a : row) ours |= a && p.adapter.get() == a;
+      ABM_CHECK(!p.adapter || ours, "Backprop: a projection carries an adapter that is not "
                 "part of the trained AdapterSet");
-    }
+    });
   // One weight tensor per input-sharing group (frozen weights only: in full mode the model's
   // weights are the optimizer's parameters and keep their own storage).
   fused_.assign(model.layers().size(), {});
@@ -87,9 +82,7 @@ Backprop::Backprop(LlamaModel& model, AdapterSet* adapters, bool recompute)
 }
 
 const at::Tensor& Backprop::weight(size_t i, int kind) const {
-  const DecoderLayer& l = model_.layers()[i];
-  const Linear* p[] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
-  return p[kind]->weight;
+  return projection(model_.layers()[i], static_cast<Proj>(kind)).weight;
 }
 
 int64_t Backprop::column(size_t i, Group g, int kind) const {

@@ -38,6 +38,7 @@
 #include "data/batch.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
+#include "model/projection.h"
 #include "model/rope.h"
 #include "train/attention.h"
 
@@ -68,7 +69,9 @@ class Backprop {
   const std::map<std::string, double>& profile() const { return prof_; }
 
  private:
+  // Indices into per-projection arrays: projections() order (model/projection.h).
   enum { kQ, kK, kV, kO, kGate, kUp, kDown, kProjs };
+  static_assert(kProjs == kProjCount && kQ == int(Proj::q) && kDown == int(Proj::down));
   // Projections sharing one input, whose outputs are adjacent columns of one buffer.
   struct Group {
     int first, count;

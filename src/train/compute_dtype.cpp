@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/timer.h"
 #include "model/llama_model.h"
 
@@ -31,10 +32,8 @@ double product_gflops(int64_t m, int64_t k, int64_t n, at::ScalarType dt) {
 bool overridden(double& fp32, double& bf16) {
   const char* v = std::getenv("ABM_MATMUL_GFLOPS");
   if (!v || !*v) return false;
-  std::stringstream ss(v);
-  std::string item;
   fp32 = bf16 = 0;
-  while (std::getline(ss, item, ',')) {
+  for (const std::string& item : split_commas(v)) {
     const size_t eq = item.find('=');
     ABM_REQUIRE(eq != std::string::npos, "ABM_MATMUL_GFLOPS=\"", v, "\": expected fp32=A,bf16=B");
     const double x = std::atof(item.c_str() + eq + 1);

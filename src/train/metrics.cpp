@@ -84,4 +84,24 @@ void Progress::finish() {
   if (Runtime::rank() == 0 && tty_) std::fprintf(stderr, "\n");
 }
 
+void for_each_metrics_record(const std::string& run_dir,
+                             const std::function<void(const nlohmann::json&, const std::string&)>& f) {
+  const std::string path = run_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  ABM_REQUIRE(in.good(), path, ": cannot read (is ", run_dir, " a run directory?)");
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    const std::string where = cat(path, ":", line_no);
+    f(parse_json(line, where), where);
+  }
+}
+
+std::string run_name(const std::string& run_dir) {
+  std::string d = run_dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d.substr(d.find_last_of('/') + 1);
+}
+
 }  // namespace abm

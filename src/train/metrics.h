@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,14 @@ class MetricsLog {
 // last_step (none when last_step < 0) and drops the rest, including a line torn by a kill.
 // A resumed run then continues the curve from its checkpoint without a gap or duplicate.
 void truncate_metrics(const std::string& path, int64_t last_step);
+
+// The reader the reports share: f(record, where) for each non-empty line of
+// RUN_DIR/metrics.jsonl, parsed; where = "PATH:LINE" for messages. Missing file or a
+// line that is not JSON: abm::Error naming it.
+void for_each_metrics_record(const std::string& run_dir,
+                             const std::function<void(const nlohmann::json&, const std::string&)>& f);
+// A run's name in reports: its directory's last component ("runs/abm-1/" -> "abm-1").
+std::string run_name(const std::string& run_dir);
 
 class Progress {
  public:

@@ -11,8 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
-#include "core/json_text.h"
 #include "core/fs.h"
+#include "core/gnuplot.h"
+#include "train/metrics.h"
 
 namespace abm {
 namespace {
@@ -20,11 +21,6 @@ namespace {
 bool is_file(const std::string& p) {
   struct stat st{};
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string base_name(std::string d) {
-  while (d.size() > 1 && d.back() == '/') d.pop_back();
-  return d.substr(d.find_last_of('/') + 1);
 }
 
 std::string fixed(double x, int digits) {
@@ -48,11 +44,7 @@ std::string plot(const std::vector<ScalingRun>& runs, const std::string& out) {
      << "plot '" << dat << "' using 1:2 with linespoints lw 2 title 'tokens/s', '" << dat
      << "' using 1:3 with lines dt 2 title 'ideal (linear)', '" << dat
      << "' using 1:4 axes x1y2 with linespoints title 'efficiency'\n";
-  write_text_atomic(script, gp.str());
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
-    return "warning: gnuplot not found (apt-get install gnuplot-nox); wrote " + script + "\n";
-  ABM_REQUIRE(std::system(("gnuplot " + script).c_str()) == 0, "gnuplot failed on ", script);
-  return "plot: " + out + "/scaling.png\n";
+  return run_gnuplot(script, gp.str(), out + "/scaling.png");
 }
 
 }  // namespace
@@ -83,31 +75,23 @@ std::vector<std::string> scaling_run_dirs(const std::vector<std::string>& args) 
 ScalingRun read_scaling_run(const std::string& dir) {
   ScalingRun r;
   r.dir = dir;
-  r.name = base_name(dir);
-  const std::string path = dir + "/metrics.jsonl";
-  std::ifstream in(path);
-  ABM_REQUIRE(in.good(), path, ": cannot read (is ", dir, " a run directory?)");
+  r.name = run_name(dir);
   std::vector<double> tps;
-  int64_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    check_json_depth(line, cat(path, ":", line_no));
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    ABM_REQUIRE(!j.is_discarded(), path, ":", line_no, ": not JSON");
-    if (!j.contains("tokens_per_s")) continue;  // e.g. the step-0 record
-    ABM_REQUIRE(j.contains("ranks"), path, ":", line_no,
+  for_each_metrics_record(dir, [&](const nlohmann::json& j, const std::string& where) {
+    if (!j.contains("tokens_per_s")) return;  // e.g. the step-0 record
+    ABM_REQUIRE(j.contains("ranks"), where,
                 ": no \"ranks\" field (written by an abmlora before the scaling report)");
     ABM_REQUIRE(j["ranks"].is_number_integer() && j["tokens_per_s"].is_number() &&
                     j.value("nodes", nlohmann::json(1)).is_number_integer(),
-                path, ":", line_no, ": ranks, nodes and tokens_per_s must be numbers");
+                where, ": ranks, nodes and tokens_per_s must be numbers");
     const int64_t ranks = j["ranks"].get<int64_t>();
-    ABM_REQUIRE(r.ranks == 0 || r.ranks == ranks, path, ":", line_no, ": the rank count changed (",
+    ABM_REQUIRE(r.ranks == 0 || r.ranks == ranks, where, ": the rank count changed (",
                 r.ranks, " -> ", ranks, "; a resumed run on another world size cannot be one point)");
     r.ranks = ranks;
     r.nodes = j.value("nodes", int64_t(1));
     tps.push_back(j["tokens_per_s"].get<double>());
-  }
-  ABM_REQUIRE(!tps.empty(), path, ": no step records");
+  });
+  ABM_REQUIRE(!tps.empty(), dir, "/metrics.jsonl: no step records");
   r.steps = int64_t(tps.size());
   if (tps.size() > 1) tps.erase(tps.begin());
   std::sort(tps.begin(), tps.end());

@@ -1,8 +1,8 @@
 #include "train/train_config.h"
 
-#include <sstream>
 
 #include "core/check.h"
+#include "core/text.h"
 #include "data/sampler.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -92,7 +92,7 @@ void TrainConfig::validate(int data_ranks) const {
   ABM_REQUIRE(checkpoint_every >= 0 && keep_checkpoints >= 0,
               "--checkpoint-every and --keep-checkpoints must be >= 0");
   ABM_REQUIRE(time_budget >= 0, "--time-budget must be >= 0 (minutes)");
-  rank_slice(0, global_batch, 0, data_ranks, micro_batch);  // the divisibility error
+  check_batch_split(global_batch, micro_batch, data_ranks, "--global-batch", "--micro-batch");
   if (!full) {
     // The option names here; LoraConfig's own messages also serve adapter_config.json.
     ABM_REQUIRE(lora_dropout >= 0 && lora_dropout < 1, "--lora-dropout must be in [0, 1), got ",
@@ -116,8 +116,7 @@ LoraConfig TrainConfig::lora() const {
   c.init = init == "adapter" || init == "abm" ? "kaiming" : init;  // ABM starts from kaiming
   c.seed = seed;
   c.targets.clear();
-  std::stringstream ss(lora_targets);
-  for (std::string t; std::getline(ss, t, ',');)
+  for (const std::string& t : split_commas(lora_targets))
     if (!t.empty()) c.targets.push_back(t);
   return c;
 }

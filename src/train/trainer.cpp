@@ -1,17 +1,14 @@
 #include "train/trainer.h"
 
-#include <chrono>
 #include <cmath>
-#include <csignal>
-#include <thread>
 
 #include "comm/replica_check.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "lora/init.h"
+#include "core/test_hooks.h"
 #include "data/loss.h"
+#include "lora/init.h"
 #include "train/flops.h"
-#include "train/test_hooks.h"
 
 namespace abm {
 
@@ -109,7 +106,6 @@ void Trainer::check_replicas() {
 
 RunEnd Trainer::run() {
   const LlamaConfig& c = model_.config();
-  const TestHooks& hooks = TestHooks::get();
   log0("train: ", total_, " steps, global batch ", cfg_.global_batch, " (", comm_.size(),
        " ranks x micro ", cfg_.micro_batch, " x accumulation ", engine_->accumulation(), "), ",
        engine_->params().size(),
@@ -157,9 +153,7 @@ RunEnd Trainer::run() {
                   r.loss, r.lr, r.grad_norm, tps, 100 * mfu);
     progress.update(step_, status);
 
-    if (hooks.stop_at_step == step_ && comm_.rank() == 0) std::raise(SIGUSR1);
-    if (hooks.step_sleep_s > 0)
-      std::this_thread::sleep_for(std::chrono::duration<double>(hooks.step_sleep_s));
+    test_hooks::after_step(step_, comm_.rank());
     budget_.record_step(step_timer.seconds());
     // Every rank, every step: one all-reduce decides for all (a signal may reach only some).
     const StopDecision stop = agree_to_stop(comm_, budget_);

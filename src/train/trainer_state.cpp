@@ -6,12 +6,11 @@
 // are reseeded per micro-batch from the global sample number (trainer.cpp); so the rest is
 // the trainable tensors, AdamW's moments and step, the schedule, and the step. The torch
 // CPU generator is saved too, for anything that draws from it.
-#include <thread>
 
 #include "checkpoints/checkpoint_dir.h"
 #include "core/log.h"
+#include "core/test_hooks.h"
 #include "core/timer.h"
-#include "train/test_hooks.h"
 #include "train/trainer.h"
 
 namespace abm {
@@ -106,10 +105,7 @@ void Trainer::restore(const CheckpointState& s) {
 void Trainer::save_checkpoint() {
   Timer timer;
   std::string path;
-  const int64_t stall = TestHooks::get().stall_checkpoint_step;
-  auto before_publish = [&] {
-    if (stall == step_) std::this_thread::sleep_for(std::chrono::seconds(600));
-  };
+  auto before_publish = [&] { test_hooks::before_publish(step_); };
   // Runtime::agree: every rank learns whether the write worked; a failed write stops all
   // with one message (the previous checkpoint is still the latest).
   Runtime::agree([&] {

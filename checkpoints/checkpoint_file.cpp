@@ -6,11 +6,13 @@
 
 #include <ctime>
 #include <map>
+#include <optional>
 #include <regex>
 #include <type_traits>
 
 #include "checkpoints/h5_io.h"
 #include "checkpoints/state_fields.h"
+#include "core/progress.h"
 #include "core/json_text.h"
 
 namespace abm {
@@ -34,8 +36,21 @@ std::string utc_now() {
   return buf;
 }
 
+// Checkpoints from this size on (a 7B all-linear r 16 adapter with its moments is ~0.5 GB)
+// report their tensors as they go: a write of many seconds should not look like a hang.
+constexpr int64_t kProgressBytes = int64_t(256) << 20;
+
+// Counts written tensors (trainable + both moments) when the checkpoint is large.
+struct WriteProgress {
+  std::optional<Progress> bar;
+  int64_t done = 0;
+  void tick() {
+    if (bar) bar->update(++done);
+  }
+};
+
 // Writes tensors under root/<module>/<leaf>, one group per module, in order.
-void put_named(hid_t root, const NamedTensors& tensors) {
+void put_named(hid_t root, const NamedTensors& tensors, WriteProgress& progress) {
   std::unique_ptr<H5Id> g;
   std::string last;
   for (const auto& [name, t] : tensors) {
@@ -46,6 +61,7 @@ void put_named(hid_t root, const NamedTensors& tensors) {
       last = module;
     }
     put_tensor(*g, leaf, t);
+    progress.tick();
   }
 }
 
@@ -80,7 +96,7 @@ void write_root_attrs(hid_t f, const CheckpointState& s) {
   seal_attrs(f);
 }
 
-void write_optimizer(hid_t f, const CheckpointState& s) {
+void write_optimizer(hid_t f, const CheckpointState& s, WriteProgress& progress) {
   const OptimizerState& o = s.optimizer;
   ABM_CHECK(o.exp_avg.size() == s.trainable.size() && o.exp_avg_sq.size() == s.trainable.size(),
             "optimizer has ", o.exp_avg.size(), "/", o.exp_avg_sq.size(), " moments for ",
@@ -95,6 +111,8 @@ void write_optimizer(hid_t f, const CheckpointState& s) {
     if (!mg) mg = std::make_unique<H5Id>(create_group(g, module), H5Gclose);
     put_tensor(*mg, leaf + ".exp_avg", o.exp_avg[i]);
     put_tensor(*mg, leaf + ".exp_avg_sq", o.exp_avg_sq[i]);
+    progress.tick();
+    progress.tick();
   }
 }
 
@@ -237,9 +255,14 @@ void write_checkpoint_file(const std::string& path, const CheckpointState& s) {
     H5Id fapl(ckpt_fapl(), H5Pclose), fcpl(ckpt_fcpl(), H5Pclose);
     H5Id f(ABM_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl)), H5Fclose);
     write_root_attrs(f, s);
+    WriteProgress progress;
+    if (state_bytes(s) >= kProgressBytes)
+      progress.bar = Progress::pass(3 * int64_t(s.trainable.size()),
+                                    cat("checkpoint: step ", s.step, " "), "tensor");
     H5Id tg(create_group(f, s.lora ? "adapter" : "params"), H5Gclose);
-    put_named(tg, s.trainable);
-    write_optimizer(f, s);
+    put_named(tg, s.trainable, progress);
+    write_optimizer(f, s, progress);
+    if (progress.bar) progress.bar->finish();
     H5Id sg(create_group(f, "scheduler"), H5Gclose);
     visit_scheduler_fields(s.scheduler, attr_writer(sg));
     seal_attrs(sg);

@@ -241,5 +241,12 @@ TEST(AbmPipeline, OneProgressLinePerStepAtLogEveryOne) {
       steps.push_back(r.output.substr(b, r.output.find(' ', b) - b));
     }
     EXPECT_EQ(steps, (std::vector<std::string>{"1/5", "2/5", "3/5", "4/5", "5/5"})) << r.output;
+    // The teacher pass and both boundary reports report their micro-batches too.
+    EXPECT_NE(r.output.find("abm: teacher pass micro-batch "), std::string::npos) << r.output;
+    size_t reports = 0;
+    for (size_t p = r.output.find("boundary report micro-batch "); p != std::string::npos;
+         p = r.output.find("boundary report micro-batch ", p + 1))
+      ++reports;
+    EXPECT_GE(reports, 2u) << r.output;  // before and after
   }
 }

@@ -132,6 +132,8 @@ BoundaryReport AbmTrainer::report() {
   SampleRange mine = shard(rb_.size(), comm_.rank(), comm_.size());
   at::Tensor acc = at::zeros({1 + 3 * int64_t(layers_.size())}, at::kDouble);
   GateTaps taps(model_, layers_);
+  Progress progress = Progress::pass((mine.end - mine.begin + cfg_.micro_batch - 1) / cfg_.micro_batch,
+                                     progress_label_ + "boundary report ", "micro-batch");
   for (int64_t k0 = mine.begin; k0 < mine.end; k0 += cfg_.micro_batch) {
     std::vector<int64_t> which;
     for (int64_t k = k0; k < std::min(mine.end, k0 + cfg_.micro_batch); ++k) which.push_back(k);
@@ -141,7 +143,9 @@ BoundaryReport AbmTrainer::report() {
     for (size_t j = 0; j < layers_.size(); ++j) on.push_back(padded_signs(teacher_, j, which, p.ids.size(1)));
     add_to_report(acc, taps, on, p.real, coef_, cfg_.margin);
     taps.clear();
+    progress.update((k0 - mine.begin) / cfg_.micro_batch + 1);
   }
+  progress.finish();
   return finish(acc);
 }
 

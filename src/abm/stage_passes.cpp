@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "abm/gate_tap.h"
+#include "core/progress.h"
 #include "core/test_hooks.h"
 #include "core/timer.h"
 
@@ -65,7 +66,9 @@ TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const Represent
   inputs.assign(rb.size(), at::Tensor());
   GateTaps taps(view, st.layers);
   int64_t id = 0;
-  for (const auto& which : chunks(rb.size(), cfg.micro_batch)) {
+  const auto all = chunks(rb.size(), cfg.micro_batch);
+  Progress progress = Progress::pass(int64_t(all.size()), "abm: teacher pass ", "micro-batch");
+  for (const auto& which : all) {
     PaddedSamples p = pad_samples(rb, which);
     at::Tensor x = stage_input(st, view, p, id);
     at::Tensor out = view.forward_layers(x);
@@ -80,7 +83,9 @@ TeacherSigns pipeline_teacher(const Stage& st, LlamaModel& view, const Represent
     taps.clear();
     ++id;
     test_hooks::after_teacher_batch(st.k);
+    progress.update(id);
   }
+  progress.finish();
   t.seconds = timer.seconds();
   return t;
 }
@@ -93,6 +98,7 @@ BoundaryReport pipeline_report(Stage& st, AdapterSet& student, const AbmConfig& 
   at::Tensor acc = report_accumulator(st);
   GateTaps taps(st.view, st.layers);
   std::vector<std::vector<int64_t>> all = chunks(rb.size(), cfg.micro_batch);
+  Progress progress = Progress::pass(int64_t(all.size()), "abm: boundary report ", "micro-batch");
   for (int64_t id = 0; id < static_cast<int64_t>(all.size()); ++id) {
     if (!st.reports(id)) continue;
     PaddedSamples p = pad_samples(rb, all[id]);
@@ -100,7 +106,9 @@ BoundaryReport pipeline_report(Stage& st, AdapterSet& student, const AbmConfig& 
     if (!st.last()) st.link->send_forward(out, id);
     add_report(acc, st, taps, t, all[id], p, cfg.margin);
     taps.clear();
+    progress.update(id + 1);
   }
+  progress.finish();
   return finish_report(acc, st, rb, comm);
 }
 

@@ -2,6 +2,7 @@
 
 #include "abm/gate_tap.h"
 #include "core/check.h"
+#include "core/progress.h"
 #include "core/timer.h"
 
 namespace abm {
@@ -36,6 +37,8 @@ TeacherSigns capture_teacher(LlamaModel& model, const RepresentativeBatch& rb,
   t.on.resize(rb.size());
   if (keep_outputs) t.outputs.resize(rb.size());
   GateTaps taps(model, layers);
+  Progress progress = Progress::pass((int64_t(which.size()) + micro - 1) / micro,
+                                     "abm: teacher pass ", "micro-batch");
   for (size_t at0 = 0; at0 < which.size(); at0 += micro) {
     std::vector<int64_t> part(which.begin() + at0,
                               which.begin() + std::min(which.size(), at0 + size_t(micro)));
@@ -51,7 +54,9 @@ TeacherSigns capture_teacher(LlamaModel& model, const RepresentativeBatch& rb,
     }
     if (hook) hook(taps, part, p);
     taps.clear();
+    progress.update(int64_t(at0 / size_t(micro)) + 1);
   }
+  progress.finish();
   t.seconds = timer.seconds();
   return t;
 }

@@ -5,16 +5,20 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "data/sampler.h"
 #include "data/token_cache.h"
 #include "model/tokenizer.h"
 
 namespace abm {
 namespace {
+
+constexpr int64_t kProgressRows = 50000;  // rows from which tokenizing shows progress
 
 // Everything besides the file contents that changes the tokenized examples.
 std::string cache_options(const DataOptions& o) {
@@ -36,6 +40,11 @@ TokenizedFile tokenize_file(const std::string& path, const DataOptions& o) {
   // One token stands for at most max_piece_bytes of text, so text past this budget can
   // only make tokens past --max-length (a single 10 MB line took a minute to tokenize).
   const size_t budget = tok ? static_cast<size_t>(o.max_length + 1) * tok->max_piece_bytes() : 0;
+  // Large files (minutes of tokenizing on a 7B-sized corpus) say how far they are; a small
+  // one finishes before a line would help.
+  std::optional<Progress> progress;
+  const int64_t rows = static_cast<int64_t>(recs.records.size());
+  if (rows >= kProgressRows) progress = Progress::pass(rows, "data: tokenizing " + path + " ", "row");
   for (const Record& r : recs.records) {
     bool cut = false;
     Example ex = make_example(r, recs.format, t, tok.get(), o.train_on_inputs, budget, &cut);
@@ -48,7 +57,9 @@ TokenizedFile tokenize_file(const std::string& path, const DataOptions& o) {
                     " is outside the tokenizer's vocabulary of ", tok->vocab_size());
     ex.source = r.source;
     out.examples.push_back(std::move(ex));
+    if (progress) progress->update(static_cast<int64_t>(out.examples.size()));
   }
+  if (progress) progress->finish();
   return out;
 }
 

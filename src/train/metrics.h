@@ -1,6 +1,6 @@
 // Run monitoring on rank 0: metrics.jsonl (one JSON object per step or event, appended so
-// a resumed run continues the same file) and a progress display — a bar with ETA on a
-// terminal, plain periodic lines in batch logs (Slurm output files).
+// a resumed run continues the same file), and the reader the reports share. The progress
+// display is core/progress.h.
 #pragma once
 #include <cstdint>
 #include <fstream>
@@ -8,6 +8,8 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "core/progress.h"
 
 namespace abm {
 
@@ -33,20 +35,5 @@ void for_each_metrics_record(const std::string& run_dir,
                              const std::function<void(const nlohmann::json&, const std::string&)>& f);
 // A run's name in reports: its directory's last component ("runs/abm-1/" -> "abm-1").
 std::string run_name(const std::string& run_dir);
-
-class Progress {
- public:
-  // label prefixes every line ("abm: " for the ABM steps).
-  Progress(int64_t total, int64_t log_every, int64_t first = 0, std::string label = "");
-  // Called after each step with a short status ("loss 2.31 lr 2e-4 ...").
-  void update(int64_t step_done, const std::string& status);
-  void finish();
-
- private:
-  int64_t total_, every_, first_;
-  std::string label_;
-  bool tty_;
-  double t0_;
-};
 
 }  // namespace abm

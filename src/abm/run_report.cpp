@@ -33,6 +33,19 @@ RunCurves read_run(const std::string& dir) {
   });
   ABM_REQUIRE(!r.loss.empty(), dir, "/metrics.jsonl: no step records");
   r.init = "lora";
+  if (std::ifstream ini(dir + "/config.ini"); ini) {  // "key = value" lines (Options::resolved_ini)
+    for (std::string line; std::getline(ini, line);) {
+      const size_t eq = line.find(" = ");
+      if (eq == std::string::npos) continue;
+      const std::string key = line.substr(0, eq), value = line.substr(eq + 3);
+      try {
+        if (key == "seed") r.seed = std::stoll(value);
+      } catch (const std::exception&) {
+        throw Error(cat(dir, "/config.ini: seed \"", value, "\" is not a whole number"));
+      }
+      if (key == "init" && value != "kaiming") r.init = value;
+    }
+  }
   if (std::ifstream(dir + "/abm.json").good()) {
     const std::string abm_path = dir + "/abm.json";
     nlohmann::json j = parse_json(read_small_file(abm_path), abm_path);
@@ -48,6 +61,20 @@ double smoothed_loss(const RunCurves& r, int64_t k, int64_t smooth) {
   for (auto& [s, l] : r.loss)
     if (s <= k && s > k - smooth) sum += l, ++n;
   return n ? sum / double(n) : std::nan("");
+}
+
+double target_loss(const std::vector<RunCurves>& runs, size_t i, const ReportOptions& o) {
+  auto final_loss = [&](const RunCurves& r) { return smoothed_loss(r, r.loss.back().first, o.smooth); };
+  if (o.target > 0) return o.target;
+  if (!o.target_from.empty()) {
+    for (const RunCurves& r : runs)
+      if (r.dir == o.target_from || r.name == o.target_from) return final_loss(r);
+    throw Error(cat("--target-from: \"", o.target_from, "\" is none of the runs given"));
+  }
+  if (runs[i].seed >= 0)
+    for (const RunCurves& r : runs)
+      if (r.init == "lora" && r.seed == runs[i].seed) return final_loss(r);
+  return final_loss(runs.front());
 }
 
 int64_t steps_to_reach(const RunCurves& r, double target, int64_t smooth) {
@@ -82,24 +109,23 @@ std::string plot(const std::vector<RunCurves>& runs, const std::string& out, boo
 
 std::string make_report(const std::vector<RunCurves>& runs, const ReportOptions& o) {
   ABM_REQUIRE(!runs.empty(), "report: give at least one run directory");
-  const RunCurves& first = runs.front();
-  const double target = o.target > 0 ? o.target
-                                     : smoothed_loss(first, first.loss.back().first, o.smooth);
   std::ostringstream t;
   char buf[64];
-  t << "run\tinit\tloss@1";
+  t << "run\tinit\tseed\tloss@1";
   for (int64_t k : o.at) t << "\tloss@" << k;
-  std::snprintf(buf, sizeof(buf), "%.4f", target);
-  t << "\tsteps to " << buf << "\tinfo loss@init\tfinal eval\twall s (abm+train)\n";
-  for (const RunCurves& r : runs) {
+  t << "\ttarget\tsteps to target\tinfo loss@init\tfinal eval\twall s (abm+train)\n";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunCurves& r = runs[i];
+    const double target = target_loss(runs, i, o);
     auto num = [&](double x) {
       std::snprintf(buf, sizeof(buf), "%.4f", x);
       return std::string(x == x ? buf : "-");
     };
-    t << r.name << "\t" << r.init << "\t" << num(r.loss.front().second);
+    t << r.name << "\t" << r.init << "\t" << (r.seed < 0 ? std::string("-") : std::to_string(r.seed))
+      << "\t" << num(r.loss.front().second);
     for (int64_t k : o.at) t << "\t" << (k <= r.loss.back().first ? num(smoothed_loss(r, k, o.smooth)) : "-");
     int64_t reach = steps_to_reach(r, target, o.smooth);
-    t << "\t" << (reach < 0 ? std::string("never") : std::to_string(reach));
+    t << "\t" << num(target) << "\t" << (reach < 0 ? std::string("never") : std::to_string(reach));
     t << "\t" << (!r.info_loss.empty() && r.info_loss.front().first <= 1 ? num(r.info_loss.front().second) : "-");
     t << "\t" << (r.eval_loss.empty() ? "-" : num(r.eval_loss.back().second));
     std::snprintf(buf, sizeof(buf), "%.1f", r.abm_seconds + r.train_seconds);

@@ -14,6 +14,7 @@ namespace abm {
 
 struct RunCurves {
   std::string dir, name, init;                            // name = the folder's basename
+  int64_t seed = -1;                                      // RUN/config.ini's seed (-1: none)
   std::vector<std::pair<int64_t, double>> loss;           // (step, train loss)
   std::vector<std::pair<int64_t, double>> eval_loss;      // (step, eval loss)
   std::vector<std::pair<int64_t, double>> info_loss;      // (step, relative total)
@@ -22,9 +23,13 @@ struct RunCurves {
 
 RunCurves read_run(const std::string& dir);  // throws naming the file on bad input
 
+// The "steps to" target of each run, in this order: a fixed --target loss; the final
+// (smoothed) loss of --target-from RUN; else the final loss of the LoRA (kaiming) run with
+// the same seed; else the first run's final loss.
 struct ReportOptions {
   std::vector<int64_t> at = {10, 50};  // fixed steps of the table
-  double target = 0;                   // 0 = the first run's final (smoothed) loss
+  double target = 0;                   // > 0: one fixed target for every run
+  std::string target_from;             // a run's directory or name among the runs
   int64_t smooth = 5;
   std::string out;                     // folder for PNGs and data ("" = no plots)
 };
@@ -35,6 +40,8 @@ std::string make_report(const std::vector<RunCurves>& runs, const ReportOptions&
 
 // Mean loss over the `smooth` steps ending at step k (fewer at the start).
 double smoothed_loss(const RunCurves& r, int64_t k, int64_t smooth);
+// The target loss of runs[i] under o's rules (above); throws when --target-from names no run.
+double target_loss(const std::vector<RunCurves>& runs, size_t i, const ReportOptions& o);
 // First step whose smoothed loss <= target, or -1.
 int64_t steps_to_reach(const RunCurves& r, double target, int64_t smooth);
 

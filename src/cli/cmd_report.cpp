@@ -24,7 +24,8 @@ int cmd_report(int argc, char** argv) {
   Options opts("report", "Compare training runs: a table and PNG curves.");
   opts.add()("runs", po::value(&runs)->multitoken()->required(), "run directories (positional)")
       ("at", po::value(&at)->default_value(at), "fixed steps for the table, comma list")
-      ("target", po::value(&ro.target)->default_value(0.0), "target loss (0 = the first run's final loss)")
+      ("target", po::value(&ro.target)->default_value(0.0), "one target loss for \"steps to target\" (0 = per run: the final loss of --target-from, else of the LoRA run with the same seed, else of the first run)")
+      ("target-from", po::value(&ro.target_from)->default_value(""), "a run (directory or name) whose final loss is every run's target")
       ("smooth", po::value(&ro.smooth)->default_value(ro.smooth), "trailing window of steps for losses")
       ("out", po::value(&out)->default_value(""), "folder for PNGs, data and table.tsv (default: RUN1/../report; with --scaling and a sweep directory: SWEEP/report)")
       ("scaling", po::bool_switch(&scaling), "scaling table instead: tokens/s, speedup and efficiency vs the run with the fewest ranks, and scaling.png (RUN... or a slurm/scaling_sweep.sh directory)");
@@ -49,6 +50,7 @@ int cmd_report(int argc, char** argv) {
       try { ro.at.push_back(std::stoll(s)); } catch (...) { throw Error("--at: \"" + s + "\" is not a step"); }
     }
     for (auto& r : runs) curves.push_back(read_run(r));
+    for (size_t i = 0; i < curves.size(); ++i) target_loss(curves, i, ro);  // --target-from names a run
   });
   ro.out = out.empty() ? runs.front() + "/../report" : out;
   if (Runtime::rank() != 0) return 0;

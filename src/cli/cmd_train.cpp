@@ -6,6 +6,7 @@
 
 #include "abm/abm_init.h"
 #include "abm/info_loss.h"
+#include "abm/svd_init.h"
 #include "checkpoints/fingerprint.h"
 #include "checkpoints/resume.h"
 #include "checkpoints/state_broadcast.h"
@@ -148,9 +149,13 @@ int run_train(int argc, char** argv, bool pretrain) {
     } else {
       LoraConfig lc = cfg.lora();
       lc.validate_for(model.config());
-      adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
+      if (cfg.init != "pissa") adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
     }
   });
+  // PiSSA's SVDs are shared over the ranks (collective). Also on resume: the residual base
+  // is rebuilt bitwise, then the checkpoint's A and B replace the fresh factors.
+  if (cfg.init == "pissa")
+    adapters = std::make_unique<AdapterSet>(attach_pissa(model, cfg.lora(), *comm));
   if (adapters) log0("LoRA: ", adapters->modules().size(), " modules, ", adapters->num_params(),
                      " trainable parameters (r ", adapters->config().r, ", scale ",
                      adapters->config().scale(), ")");

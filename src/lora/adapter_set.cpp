@@ -2,6 +2,7 @@
 
 #include "core/check.h"
 #include "lora/init.h"
+#include "lora/pissa.h"
 
 namespace abm {
 namespace {
@@ -60,9 +61,12 @@ AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
                     origin, ": ", m.name, " has lora_A ", w.A.sizes(), " and lora_B ",
                     w.B.sizes(), ", expected [", cfg.r, ", ", d.in, "] and [", d.out, ", ",
                     cfg.r, "] for this model with r=", cfg.r);
+      } else if (cfg.init == "pissa") {
+        w = pissa_factors(m.linear->weight, cfg.r, cfg.scale());
       } else {
         w = init_lora(cfg.init, cfg.seed, m.name, cfg.r, d.in, d.out);
       }
+      if (cfg.init == "pissa") m.init = {w.A.to(at::kFloat, false, true), w.B.to(at::kFloat, false, true)};
       m.lora = std::make_shared<LoraLinear>(w.A, w.B, cfg.scale(), cfg.dropout,
                                             module_seed(cfg.seed, m.name, "dropout"),
                                             m.linear->weight.device());
@@ -74,7 +78,11 @@ AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
       ABM_REQUIRE(s.find(name), origin, ": ", name, " is not a targeted module of layers [",
                   s.first_, ", ", s.last_, ")");
   }
-  for (auto& m : s.modules_) m.linear->adapter = m.lora;
+  at::NoGradGuard ng;
+  for (auto& m : s.modules_) {
+    if (m.init.A.defined()) m.linear->weight.copy_(pissa_residual(m.linear->weight, m.init, cfg.scale()));
+    m.linear->adapter = m.lora;
+  }
   s.attached_ = true;
   return s;
 }

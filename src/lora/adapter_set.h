@@ -29,15 +29,21 @@ struct AdaptedModule {
   Proj proj = Proj::q;
   Linear* linear = nullptr;             // the model's projection
   std::shared_ptr<LoraLinear> lora;     // also held by linear->adapter while attached
+  LoraWeights init;                     // PiSSA: the starting A₀, B₀ (fp32); else empty
 };
 
 class AdapterSet {
  public:
   // Fresh adapters (init per (cfg.seed, module name)) on the targeted projections of the
   // model's loaded layers. Validates cfg against the model's geometry.
+  // cfg.init "pissa" (lora/pissa.h): A, B from each weight's SVD, and the model's weight
+  // becomes the residual W − s·B₀A₀ — it stays so after detach(); the set keeps A₀, B₀
+  // for export (PEFT applies the result to the original base).
   static AdapterSet attach(LlamaModel& model, const LoraConfig& cfg);
   // Adapters with given weights: `weights` maps module name -> {A [r,in], B [out,r]} and
   // must hold exactly the targeted modules of the loaded layers (import, checkpoints).
+  // With cfg.init "pissa" they are the PiSSA factors (computed elsewhere, e.g. sharded
+  // over ranks) and the residual base is made as in attach().
   static AdapterSet attach_weights(LlamaModel& model, const LoraConfig& cfg,
                                    const std::map<std::string, LoraWeights>& weights,
                                    const std::string& origin);

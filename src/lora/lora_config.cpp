@@ -63,8 +63,8 @@ void LoraConfig::validate() const {
   ABM_REQUIRE(r > 0, "LoRA r must be positive, got ", r);
   ABM_REQUIRE(dropout >= 0.0 && dropout < 1.0, "LoRA dropout must be in [0, 1), got ", dropout);
   ABM_REQUIRE(std::isfinite(alpha) && alpha > 0, "LoRA alpha must be positive, got ", alpha);
-  ABM_REQUIRE(init == "kaiming" || init == "gaussian", "LoRA init \"", init,
-              "\" is unknown (valid: kaiming, gaussian)");
+  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "pissa", "LoRA init \"", init,
+              "\" is unknown (valid: kaiming, gaussian, pissa)");
   target_modules();
 }
 

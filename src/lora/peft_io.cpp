@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "core/json_text.h"
 #include "core/fs.h"
+#include "lora/pissa.h"
 
 namespace abm {
 namespace {
@@ -108,7 +109,20 @@ void export_peft(const AdapterSet& set, const std::string& base_model_path,
               "PEFT export needs the adapters of all ", set.model_layers(),
               " layers; this set covers layers [", set.first_layer(), ", ", set.last_layer(),
               ") (gather the adapters first)");
-  export_peft(set.named_tensors(), set.config(), base_model_path, out_dir);
+  if (set.config().init != "pissa") return export_peft(set.named_tensors(), set.config(), base_model_path, out_dir);
+  // PiSSA trained against the residual base; PEFT gets the rank-2r adapter that applies
+  // the same change to the original base (lora/pissa.h), at the same scale.
+  LoraConfig c = set.config();
+  c.alpha = c.scale() * double(2 * c.r);
+  c.r *= 2;
+  c.rslora = false;
+  NamedTensors t;
+  for (const AdaptedModule& m : set.modules()) {
+    LoraWeights w = pissa_to_lora({m.lora->A(), m.lora->B()}, m.init);
+    t.push_back({m.name + ".lora_A", w.A});
+    t.push_back({m.name + ".lora_B", w.B});
+  }
+  export_peft(t, c, base_model_path, out_dir);
 }
 
 void export_peft(const NamedTensors& adapters, const LoraConfig& cfg,
@@ -156,6 +170,11 @@ PeftConfigFile read_peft_config(const std::string& dir) {
     c.init = j["init_lora_weights"].get<std::string>();
     ABM_REQUIRE(c.init != "loftq", path, ": LoftQ adapters need LoftQ's quantized base "
                 "weights, which are not supported");
+    // Unconverted PiSSA/OLoRA adapters belong to the residual base their init wrote; PEFT's
+    // conversion (path_initial_model_for_weight_conversion) makes one for the original base.
+    ABM_REQUIRE(c.init.rfind("pissa", 0) != 0 && c.init != "olora", path, ": a \"", c.init,
+                "\" adapter applies to its residual base model, not to the original; save it "
+                "converted (PEFT: path_initial_model_for_weight_conversion)");
   }
   ABM_REQUIRE(j.contains("target_modules"), path, ": missing field \"target_modules\"");
   const nlohmann::json& t = j["target_modules"];

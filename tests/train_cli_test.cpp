@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/safetensors.h"
 #include "test_util.h"
 
 using namespace abm::test;
@@ -162,4 +163,46 @@ TEST(TrainCli, BenchTrainRunsFp32AndBf16) {
   for (std::string row : {"fp32      manual    off", "bf16      manual    off", "bf16      manual    on",
                           "auto:fp32 manual    off"})
     EXPECT_NE(r.output.find(row), std::string::npos) << row << "\n" << r.output;
+}
+
+// --init pissa end to end: the residual base leaves step 1's loss at the base model's
+// (kaiming, B = 0), 2 ranks equal 1 rank up to fp32 summation order (as for every init:
+// the gradient is summed in another order), and a run stopped at step 2 and resumed
+// writes the uninterrupted run's adapter byte for byte (the residual is rebuilt bitwise).
+TEST(TrainCli, PissaTwoRanksEqualOneAndResumeIsBitwise) {
+  Fixture f;
+  const std::string common = "--steps 4 --global-batch 4 --micro-batch 2 --checkpoint-every 2";
+  f.train("", "pissa1", common + " --init pissa");
+  f.train(kMpi2, "pissa2", common + " --init pissa");
+  f.train("", "kaiming", common);
+  auto one = read_jsonl(f.tmp / "pissa1/metrics.jsonl"), two = read_jsonl(f.tmp / "pissa2/metrics.jsonl");
+  auto lora = read_jsonl(f.tmp / "kaiming/metrics.jsonl");
+  ASSERT_EQ(one.size(), 4u);
+  ASSERT_EQ(two.size(), 4u);
+  EXPECT_NEAR(one[0]["loss"].get<double>(), lora[0]["loss"].get<double>(), 1e-5);
+  for (size_t i = 0; i < one.size(); ++i)
+    EXPECT_NEAR(one[i]["loss"].get<double>(), two[i]["loss"].get<double>(), 1e-5) << i;
+  EXPECT_GT(std::abs(one[3]["loss"].get<double>() - lora[3]["loss"].get<double>()), 1e-4)
+      << "PiSSA must train differently from kaiming";
+  abm::SafetensorsFile a(f.tmp / "pissa1/adapter/adapter_model.safetensors");
+  abm::SafetensorsFile b(f.tmp / "pissa2/adapter/adapter_model.safetensors");
+  double worst = 0;
+  for (const std::string& name : a.names())
+    worst = std::max(worst, max_abs_diff(a.read(name, at::kFloat), b.read(name, at::kFloat)));
+  std::printf("pissa: 1 vs 2 ranks adapter max|diff| %.3g\n", worst);
+  EXPECT_LE(worst, 1e-5);
+
+  RunResult stop = run("ABM_TEST_STOP_AT_STEP=2 " + kBin + " train --model " + f.model +
+                       " --data " + (f.tmp / "train.jsonl") + " --out " + (f.tmp / "res") +
+                       " --lora-targets all-linear --lora-r 4 --lr 5e-3 --threads 1 --seed 3 " +
+                       common + " --init pissa");
+  ASSERT_EQ(stop.status, 3) << stop.output;
+  f.train("", "res", common + " --init pissa --resume auto");
+  auto bytes = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string full = bytes(f.tmp / "pissa1/adapter/adapter_model.safetensors");
+  EXPECT_FALSE(full.empty());
+  EXPECT_EQ(full, bytes(f.tmp / "res/adapter/adapter_model.safetensors"));
 }

@@ -17,8 +17,9 @@ PKGS=(
   gnuplot-nox                               # abmlora report: loss / information-loss PNGs
   nlohmann-json3-dev                        # config.json, safetensors headers
   libsentencepiece-dev sentencepiece        # tokenizer (+ spm_encode as a test reference)
-  dict-devil dict-wn                        # real text: fine-tuning set (Devil's Dictionary),
-                                            #   pretraining text of the default (WordNet)
+  dict-devil dict-wn dict-jargon            # real text: fine-tuning set (Devil's Dictionary),
+                                            #   pretraining text of the default (WordNet),
+                                            #   a second fine-tuning set (Jargon File)
   python3-torch python3-numpy python3-venv  # test oracle only (never used by the product)
 )
 

@@ -37,10 +37,10 @@ InfoLoss information_loss(const at::Tensor& G, const at::Tensor& A, const at::Te
   return r;
 }
 
-ModelInfoLoss probe_information_loss(LlamaModel& model, AdapterSet& adapters,
-                                     const Dataset& d, const std::vector<int64_t>& rows,
-                                     int64_t micro, Communicator& comm) {
-  ABM_CHECK(model.has_embedding() && model.has_head(), "information loss needs the whole model");
+std::vector<at::Tensor> frozen_gradients(LlamaModel& model, AdapterSet& adapters,
+                                         const Dataset& d, const std::vector<int64_t>& rows,
+                                         int64_t micro, Communicator& comm) {
+  ABM_CHECK(model.has_embedding() && model.has_head(), "the full gradient needs the whole model");
   const auto& mods = adapters.modules();
   std::vector<at::Tensor> W;
   for (const auto& m : mods) {
@@ -77,15 +77,26 @@ ModelInfoLoss probe_information_loss(LlamaModel& model, AdapterSet& adapters,
   flat[off] = double(count);
   comm.all_reduce(flat);
   const double targets = flat[off].item<double>();
-  ABM_REQUIRE(targets > 0, "information loss: the probe batch has no trained tokens");
-  ModelInfoLoss res;
+  ABM_REQUIRE(targets > 0, "full gradient: the probe batch has no trained tokens");
+  std::vector<at::Tensor> G;
   off = 0;
   for (size_t k = 0; k < W.size(); ++k) {
-    at::Tensor G = flat.narrow(0, off, W[k].numel()).view(W[k].sizes()) / targets;  // [out, in]
+    G.push_back(flat.narrow(0, off, W[k].numel()).view(W[k].sizes()) / targets);  // [out, in]
     off += W[k].numel();
     W[k].mutable_grad() = at::Tensor();
     W[k].requires_grad_(false);
-    InfoLoss il = information_loss(G, mods[k].lora->A(), mods[k].lora->B());
+  }
+  return G;
+}
+
+ModelInfoLoss probe_information_loss(LlamaModel& model, AdapterSet& adapters,
+                                     const Dataset& d, const std::vector<int64_t>& rows,
+                                     int64_t micro, Communicator& comm) {
+  const std::vector<at::Tensor> G = frozen_gradients(model, adapters, d, rows, micro, comm);
+  const auto& mods = adapters.modules();
+  ModelInfoLoss res;
+  for (size_t k = 0; k < G.size(); ++k) {
+    InfoLoss il = information_loss(G[k], mods[k].lora->A(), mods[k].lora->B());
     res.modules.push_back({mods[k].name, il});
     res.per_layer[mods[k].layer].add(il);
     res.per_kind[mods[k].kind].add(il);

@@ -39,6 +39,14 @@ struct ModelInfoLoss {
   InfoLoss total;
 };
 
+// G = dL/dW of every adapted module's frozen weight (module order of the set, fp32
+// [out, in]) for the token-weighted mean loss of `rows` of `d`, split over the ranks of
+// comm in micro-batches and summed with one all-reduce; dropout off. Needs the whole
+// model on every rank; the weights' requires_grad is restored.
+std::vector<at::Tensor> frozen_gradients(LlamaModel& model, AdapterSet& adapters,
+                                         const Dataset& d, const std::vector<int64_t>& rows,
+                                         int64_t micro, Communicator& comm);
+
 // The full gradient of every adapted module's frozen weight for the token-weighted mean
 // loss of `rows` of `d` (split over the ranks of comm in micro-batches, summed with one
 // all-reduce; dropout off), then the information loss of each module. Needs the whole

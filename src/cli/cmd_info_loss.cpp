@@ -4,6 +4,7 @@
 // or a fresh one from train's LoRA options (--init kaiming|gaussian). Prints the relative
 // loss per module kind, per layer and in total; --json FILE writes them.
 #include "abm/info_loss.h"
+#include "abm/svd_init.h"
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/fs.h"
@@ -46,13 +47,16 @@ int cmd_info_loss(int argc, char** argv) {
     } else {
       LoraConfig lc = cfg.lora();
       lc.validate_for(model.config());
-      adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
+      if (lc.init != "lora-ga") adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
     }
   });
   Sampler sampler(data.train.size(), cfg.seed);
   std::vector<int64_t> rows;
   for (int64_t n = 0; n < std::min(cfg.global_batch, data.train.size()); ++n)
     rows.push_back(sampler.global_index(n));
+  if (!adapters)  // --init lora-ga: its start comes from the same probe's gradient
+    adapters = std::make_unique<AdapterSet>(
+        attach_lora_ga(model, cfg.lora(), data.train, rows, cfg.micro_batch, *comm));
   ModelInfoLoss il = probe_information_loss(model, *adapters, data.train, rows,
                                             cfg.micro_batch, *comm);
   if (Runtime::rank() == 0) {

@@ -149,13 +149,23 @@ int run_train(int argc, char** argv, bool pretrain) {
     } else {
       LoraConfig lc = cfg.lora();
       lc.validate_for(model.config());
-      if (cfg.init != "pissa") adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
+      if (cfg.init != "pissa" && cfg.init != "lora-ga")
+        adapters = std::make_unique<AdapterSet>(AdapterSet::attach(model, lc));
     }
   });
-  // PiSSA's SVDs are shared over the ranks (collective). Also on resume: the residual base
-  // is rebuilt bitwise, then the checkpoint's A and B replace the fresh factors.
+  // PiSSA's and LoRA-GA's SVDs are shared over the ranks (collective). Also on resume: the
+  // offset base is rebuilt (bitwise on the same world size), then the checkpoint's A and B
+  // replace the fresh factors.
+  // The probe batch of --info-loss-every and LoRA-GA: the first global batch of the order.
+  std::vector<int64_t> probe;
+  Sampler order(data.train.size(), cfg.seed);
+  for (int64_t n = 0; n < std::min(cfg.global_batch, data.train.size()); ++n)
+    probe.push_back(order.global_index(n));
   if (cfg.init == "pissa")
     adapters = std::make_unique<AdapterSet>(attach_pissa(model, cfg.lora(), *comm));
+  if (cfg.init == "lora-ga")
+    adapters = std::make_unique<AdapterSet>(
+        attach_lora_ga(model, cfg.lora(), data.train, probe, cfg.micro_batch, *comm));
   if (adapters) log0("LoRA: ", adapters->modules().size(), " modules, ", adapters->num_params(),
                      " trainable parameters (r ", adapters->config().r, ", scale ",
                      adapters->config().scale(), ")");
@@ -202,11 +212,6 @@ int run_train(int argc, char** argv, bool pretrain) {
     ckpt = CheckpointState();  // the trainer holds the values now
   }
   if (cfg.info_loss_every > 0) {
-    // The probe batch is fixed for the run: the first global batch of the data order.
-    std::vector<int64_t> probe;
-    Sampler order(data.train.size(), cfg.seed);
-    for (int64_t n = 0; n < std::min(cfg.global_batch, data.train.size()); ++n)
-      probe.push_back(order.global_index(n));
     trainer.on_step = [&, probe](int64_t step, nlohmann::json& rec) {
       if (step % cfg.info_loss_every != 0 && step != 1) return;
       ModelInfoLoss il = probe_information_loss(model, *adapters, data.train, probe,

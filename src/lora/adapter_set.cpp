@@ -157,6 +157,23 @@ void AdapterSet::reseed_dropout(uint64_t seed) {
   for (auto& m : modules_) m.lora->reseed_dropout(module_seed(seed, m.name, "dropout"));
 }
 
+void AdapterSet::restart_from(const std::map<std::string, LoraWeights>& w0,
+                              const std::string& init) {
+  ABM_CHECK(!merged_ && attached_ && w0.size() == modules_.size(), "restart_from: ", w0.size(),
+            " factors for ", modules_.size(), " modules");
+  cfg_.init = init;
+  at::NoGradGuard ng;
+  for (auto& m : modules_) {
+    const LoraWeights& w = w0.at(m.name);
+    ABM_CHECK(w.A.sizes() == m.lora->A().sizes() && w.B.sizes() == m.lora->B().sizes(),
+              m.name, ": factors ", w.A.sizes(), " ", w.B.sizes());
+    m.init = {w.A.to(at::kFloat, false, true), w.B.to(at::kFloat, false, true)};
+    m.lora->A().copy_(w.A);
+    m.lora->B().copy_(w.B);
+    m.linear->weight.copy_(pissa_residual(m.linear->weight, m.init, cfg_.scale()));
+  }
+}
+
 void AdapterSet::merge() {
   ABM_REQUIRE(!merged_, "LoRA adapters are already merged");
   ABM_REQUIRE(attached_, "LoRA adapters are detached");

@@ -76,6 +76,14 @@ class AdapterSet {
   // Every module's dropout stream := module_seed(seed, name, "dropout").
   void reseed_dropout(uint64_t seed);
 
+  // An init computed after attaching (LoRA-GA needs the B = 0 model's gradient): every
+  // module's A, B := w0 (module name -> factors, all modules), recorded as the start as
+  // PiSSA's are, and each weight becomes W − s·B₀A₀; config().init := init.
+  void restart_from(const std::map<std::string, LoraWeights>& w0, const std::string& init);
+  // Whether the base weights carry an init's offset (PiSSA, LoRA-GA): then modules()[i].init
+  // holds A₀, B₀ and a PEFT export adds −B₀A₀ (rank 2r) to apply to the original base.
+  bool offsets_base() const { return !modules_.empty() && modules_.front().init.A.defined(); }
+
   void merge();    // W += s B A for every module (do not update A/B while merged)
   void unmerge();
   bool merged() const { return merged_; }

@@ -63,8 +63,8 @@ void LoraConfig::validate() const {
   ABM_REQUIRE(r > 0, "LoRA r must be positive, got ", r);
   ABM_REQUIRE(dropout >= 0.0 && dropout < 1.0, "LoRA dropout must be in [0, 1), got ", dropout);
   ABM_REQUIRE(std::isfinite(alpha) && alpha > 0, "LoRA alpha must be positive, got ", alpha);
-  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "pissa", "LoRA init \"", init,
-              "\" is unknown (valid: kaiming, gaussian, pissa)");
+  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "pissa" || init == "lora-ga",
+              "LoRA init \"", init, "\" is unknown (valid: kaiming, gaussian, pissa, lora-ga)");
   target_modules();
 }
 
@@ -77,6 +77,8 @@ void LoraConfig::validate_for(const LlamaConfig& model) const {
     ABM_REQUIRE(r <= small, "LoRA r=", r, " is larger than ", kind, "'s smaller dimension ",
                 small, " (its weight is [", d.out, ", ", d.in, "]); use r <= ", small,
                 " or drop ", kind, " from the targets");
+    ABM_REQUIRE(init != "lora-ga" || 2 * r <= small, "--init lora-ga needs 2r <= ", small, " (",
+                kind, " is [", d.out, ", ", d.in, "]; its B takes singular vectors r..2r)");
   }
 }
 

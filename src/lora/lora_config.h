@@ -20,7 +20,7 @@ struct LoraConfig {
   bool rslora = false;     // scale alpha/sqrt(r) instead of alpha/r
   // PEFT module names, or "all-linear" (= all seven). PEFT's default for LLaMA.
   std::vector<std::string> targets = {"q_proj", "v_proj"};
-  std::string init = "kaiming";  // "kaiming" (PEFT init_lora_weights=True) | "gaussian" | "pissa"
+  std::string init = "kaiming";  // "kaiming" (PEFT init_lora_weights=True) | "gaussian" | "pissa" | "lora-ga"
   uint64_t seed = 0;             // init and dropout streams derive from (seed, module name)
 
   double scale() const;  // alpha / r, or alpha / sqrt(r) with rslora

@@ -109,9 +109,9 @@ void export_peft(const AdapterSet& set, const std::string& base_model_path,
               "PEFT export needs the adapters of all ", set.model_layers(),
               " layers; this set covers layers [", set.first_layer(), ", ", set.last_layer(),
               ") (gather the adapters first)");
-  if (set.config().init != "pissa") return export_peft(set.named_tensors(), set.config(), base_model_path, out_dir);
-  // PiSSA trained against the residual base; PEFT gets the rank-2r adapter that applies
-  // the same change to the original base (lora/pissa.h), at the same scale.
+  if (!set.offsets_base()) return export_peft(set.named_tensors(), set.config(), base_model_path, out_dir);
+  // PiSSA / LoRA-GA trained against an offset base; PEFT gets the rank-2r adapter that
+  // applies the same change to the original base (lora/pissa.h), at the same scale.
   LoraConfig c = set.config();
   c.alpha = c.scale() * double(2 * c.r);
   c.r *= 2;

@@ -3,19 +3,9 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/one_thread.h"
 
 namespace abm {
-namespace {
-
-// One intra-op thread for the guard's life: LAPACK's SVD and the GEMM block their work by
-// thread count, and the bits must not depend on how many threads a rank has.
-struct OneThread {
-  int before = at::get_num_threads();
-  OneThread() { at::set_num_threads(1); }
-  ~OneThread() { at::set_num_threads(before); }
-};
-
-}  // namespace
 
 LoraWeights pissa_factors(const at::Tensor& W, int64_t r, double scale) {
   ABM_CHECK(W.dim() == 2 && r > 0 && r <= std::min(W.size(0), W.size(1)) && scale > 0,

@@ -14,7 +14,7 @@ void TrainConfig::declare(Options& o) {
       ("out", po::value(&out)->default_value(out), "run directory (config, metrics, adapter)")
       ("device", po::value(&device)->default_value(device), "auto (a GPU when one is visible, one per local rank) | cpu | cuda")
       ("dtype", po::value(&dtype)->default_value(dtype), "compute dtype: auto (bf16 where its matmuls are >= 1.5x faster, measured) | fp32 | bf16")
-      ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | pissa (top-r SVD of each weight; the base becomes the residual) | adapter | abm (kaiming, then ABM: see --abm-*)")
+      ("init", po::value(&init)->default_value(init), "LoRA init: kaiming | gaussian | pissa (top-r SVD of each weight; the base becomes the residual) | lora-ga (SVD of each weight's gradient on the first global batch; the base is offset) | adapter | abm (kaiming, then ABM: see --abm-*)")
       ("init-adapter", po::value(&init_adapter)->default_value(""), "PEFT directory for --init adapter")
       ("full", po::bool_switch(&full), "train all weights (no LoRA): for making base models")
       ("data", po::value(&data)->required(), "training data: .txt, or JSONL (text/alpaca/messages/input_ids)")
@@ -59,9 +59,9 @@ void TrainConfig::declare(Options& o) {
 
 void TrainConfig::validate(int data_ranks) const {
   if (dtype != "auto") parse_dtype(dtype, "--dtype");
-  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "pissa" || init == "adapter" ||
-                  init == "abm",
-              "--init: unknown \"", init, "\" (kaiming | gaussian | pissa | adapter | abm)");
+  ABM_REQUIRE(init == "kaiming" || init == "gaussian" || init == "pissa" || init == "lora-ga" ||
+                  init == "adapter" || init == "abm",
+              "--init: unknown \"", init, "\" (kaiming | gaussian | pissa | lora-ga | adapter | abm)");
   ABM_REQUIRE((init == "adapter") == !init_adapter.empty(),
               "--init adapter and --init-adapter DIR go together");
   ABM_REQUIRE(steps > 0 || epochs > 0, "give --steps N or --epochs N");

@@ -20,7 +20,14 @@ std::string lora_module_name(int64_t layer, const std::string& kind) {
 }
 
 AdapterSet AdapterSet::attach(LlamaModel& model, const LoraConfig& cfg) {
-  return build(model, cfg, nullptr, "");
+  if (cfg.init != "pissa") return build(model, cfg, nullptr, "");
+  LoraConfig plain = cfg;  // attach as usual, then start from the SVD (one offset mechanism)
+  plain.init = "kaiming";
+  AdapterSet s = build(model, plain, nullptr, "");
+  std::map<std::string, LoraWeights> w0;
+  for (const auto& m : s.modules_) w0[m.name] = pissa_factors(m.linear->weight, cfg.r, cfg.scale());
+  s.restart_from(w0, "pissa");
+  return s;
 }
 
 AdapterSet AdapterSet::attach_weights(LlamaModel& model, const LoraConfig& cfg,
@@ -61,12 +68,9 @@ AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
                     origin, ": ", m.name, " has lora_A ", w.A.sizes(), " and lora_B ",
                     w.B.sizes(), ", expected [", cfg.r, ", ", d.in, "] and [", d.out, ", ",
                     cfg.r, "] for this model with r=", cfg.r);
-      } else if (cfg.init == "pissa") {
-        w = pissa_factors(m.linear->weight, cfg.r, cfg.scale());
       } else {
         w = init_lora(cfg.init, cfg.seed, m.name, cfg.r, d.in, d.out);
       }
-      if (cfg.init == "pissa") m.init = {w.A.to(at::kFloat, false, true), w.B.to(at::kFloat, false, true)};
       m.lora = std::make_shared<LoraLinear>(w.A, w.B, cfg.scale(), cfg.dropout,
                                             module_seed(cfg.seed, m.name, "dropout"),
                                             m.linear->weight.device());
@@ -78,11 +82,7 @@ AdapterSet AdapterSet::build(LlamaModel& model, const LoraConfig& cfg,
       ABM_REQUIRE(s.find(name), origin, ": ", name, " is not a targeted module of layers [",
                   s.first_, ", ", s.last_, ")");
   }
-  at::NoGradGuard ng;
-  for (auto& m : s.modules_) {
-    if (m.init.A.defined()) m.linear->weight.copy_(pissa_residual(m.linear->weight, m.init, cfg.scale()));
-    m.linear->adapter = m.lora;
-  }
+  for (auto& m : s.modules_) m.linear->adapter = m.lora;
   s.attached_ = true;
   return s;
 }

@@ -42,8 +42,6 @@ class AdapterSet {
   static AdapterSet attach(LlamaModel& model, const LoraConfig& cfg);
   // Adapters with given weights: `weights` maps module name -> {A [r,in], B [out,r]} and
   // must hold exactly the targeted modules of the loaded layers (import, checkpoints).
-  // With cfg.init "pissa" they are the PiSSA factors (computed elsewhere, e.g. sharded
-  // over ranks) and the residual base is made as in attach().
   static AdapterSet attach_weights(LlamaModel& model, const LoraConfig& cfg,
                                    const std::map<std::string, LoraWeights>& weights,
                                    const std::string& origin);
@@ -76,7 +74,8 @@ class AdapterSet {
   // Every module's dropout stream := module_seed(seed, name, "dropout").
   void reseed_dropout(uint64_t seed);
 
-  // An init computed after attaching (LoRA-GA needs the B = 0 model's gradient): every
+  // An init computed after attaching (PiSSA, LoRA-GA — the latter needs the B = 0 model's
+  // gradient; svd_init shares the factors over ranks): every
   // module's A, B := w0 (module name -> factors, all modules), recorded as the start as
   // PiSSA's are, and each weight becomes W − s·B₀A₀; config().init := init.
   void restart_from(const std::map<std::string, LoraWeights>& w0, const std::string& init);

@@ -10,6 +10,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin                # MPI runtime
   libhdf5-dev                               # checkpoints
   slurm-wlm munge                           # local one-node Slurm for the slurm tests/templates
+  iproute2 iputils-ping                     # slurm/local/nodes.sh: namespaced nodes (cluster tests)
   libboost-program-options-dev              # CLI
   libgtest-dev                              # tests
   clang libclang-rt-14-dev                  # launch/sanitize.sh: ASan/UBSan + libFuzzer

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops what slurm/local/start.sh started, and only that: cancels the jobs of this local
-# cluster, then ends slurmd, slurmctld and munged by the pid files in STATE_DIR (each pid is
-# checked to still be that daemon before it is signalled).
+# cluster, then ends the slurmd(s), slurmctld and munged by the pid files in STATE_DIR (each
+# pid is checked to still be that daemon before it is signalled), and takes the namespaced
+# nodes down if start.sh --nodes brought them up.
 #   slurm/local/stop.sh [STATE_DIR]   (default $ABM_SLURM_DIR or /tmp/abmlora-slurm)
 set -uo pipefail
 state="${1:-${ABM_SLURM_DIR:-/tmp/abmlora-slurm}}"
@@ -39,7 +40,13 @@ stop() {
   kill -KILL "$pid"
   rm -f "$f"
 }
-stop "$state/slurmd.pid" slurmd
+for f in "$state"/slurmd*.pid; do
+  [ -e "$f" ] && stop "$f" slurmd
+done
 stop "$state/slurmctld.pid" slurmctld
 stop "$state/munge/munged.pid" munged
+if [ -f "$state/nodes.up" ]; then
+  "$(dirname "$0")/nodes.sh" down
+  rm -f "$state/nodes.up"
+fi
 exit 0

@@ -4,12 +4,55 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "core/mpi_check.h"
+#include "core/runtime.h"
+#include "core/mpi_watchdog.h"
+
+// A blocking call: it waits under the watchdog, which ends the rank when the peers do not
+// answer within ABM_COMM_TIMEOUT_S (core/mpi_watchdog.h).
+#define ABM_MPI_WAIT(op, call)          \
+  do {                                  \
+    ::abm::MpiWatch watch_(op, peers_); \
+    ABM_MPI_CHECK(call);                \
+  } while (0)
 
 namespace abm {
 namespace {
+
+// "1@abm-node2, 3@abm-node2": the members of `comm` the watchdog message names, by world
+// rank. A lost peer cannot be told apart from a slow one, so the ranks on other hosts are
+// named (the usual suspects when a node or link goes); on one host, every other rank.
+std::string describe_peers(MPI_Comm comm, int rank, int size) {
+  constexpr int kLen = 64, kShown = 8;
+  char mine[kLen] = {0};
+  std::snprintf(mine, kLen, "%s", Runtime::host().c_str());
+  std::vector<char> hosts(static_cast<size_t>(size) * kLen);
+  ABM_MPI_CHECK(MPI_Allgather(mine, kLen, MPI_CHAR, hosts.data(), kLen, MPI_CHAR, comm));
+  std::vector<int> local(size), world(size);
+  for (int r = 0; r < size; ++r) local[r] = r;
+  MPI_Group group, world_group;
+  ABM_MPI_CHECK(MPI_Comm_group(comm, &group));
+  ABM_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  ABM_MPI_CHECK(MPI_Group_translate_ranks(group, size, local.data(), world_group, world.data()));
+  MPI_Group_free(&group);
+  MPI_Group_free(&world_group);
+  auto host = [&](int r) { return std::string(&hosts[static_cast<size_t>(r) * kLen]); };
+  bool remote = false;
+  for (int r = 0; r < size; ++r) remote |= host(r) != host(rank);
+  std::string out;
+  int shown = 0, left = 0;
+  for (int r = 0; r < size; ++r) {
+    if (r == rank || (remote && host(r) == host(rank))) continue;
+    if (shown == kShown) { ++left; continue; }
+    out += cat(out.empty() ? "" : ", ", world[r], "@", host(r));
+    ++shown;
+  }
+  if (left > 0) out += cat(" and ", left, " more");
+  return cat(remote ? "the ranks on other hosts (" : "ranks (", out, ")");
+}
 
 // inout[i] = in[i] (+ or max) inout[i] for a 2-byte float type, computed in float and
 // rounded back once (round-to-nearest-even), like a bf16/fp16 tensor op would.
@@ -59,6 +102,7 @@ MpiCommunicator::MpiCommunicator(int64_t max_chunk, MPI_Comm group) : max_chunk_
   ABM_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   ABM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   ABM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  peers_ = describe_peers(comm_, rank_, size_);
   // Two distinct types, so a bf16 op can never be applied to fp16 data by mistake.
   for (MPI_Datatype* dt : {&bf16_, &fp16_}) {
     ABM_MPI_CHECK(MPI_Type_contiguous(2, MPI_BYTE, dt));
@@ -116,7 +160,7 @@ void MpiCommunicator::all_reduce(at::Tensor& t, ReduceOp op) {
   MPI_Datatype dt = mpi_type(t, "all_reduce");
   MPI_Op mop = mpi_op(t.scalar_type(), op);
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
-    ABM_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, at_elem(t, off), n, dt, mop, comm_));
+    ABM_MPI_WAIT("all_reduce", MPI_Allreduce(MPI_IN_PLACE, at_elem(t, off), n, dt, mop, comm_));
   });
 }
 
@@ -125,7 +169,7 @@ void MpiCommunicator::broadcast(at::Tensor& t, int root) {
   MPI_Datatype dt = mpi_type(t, "broadcast");
   ABM_CHECK(root >= 0 && root < size_, "broadcast: root ", root, " outside [0, ", size_, ")");
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
-    ABM_MPI_CHECK(MPI_Bcast(at_elem(t, off), n, dt, root, comm_));
+    ABM_MPI_WAIT("broadcast", MPI_Bcast(at_elem(t, off), n, dt, root, comm_));
   });
 }
 
@@ -143,8 +187,8 @@ at::Tensor MpiCommunicator::all_gather(const at::Tensor& mine) {
     ABM_MPI_CHECK(MPI_Type_create_resized(block, 0, static_cast<MPI_Aint>(n * esize),
                                           &strided));
     ABM_MPI_CHECK(MPI_Type_commit(&strided));
-    ABM_MPI_CHECK(MPI_Allgather(at_elem(mine, off), c, dt, at_elem(out, off), 1, strided,
-                                comm_));
+    ABM_MPI_WAIT("all_gather", MPI_Allgather(at_elem(mine, off), c, dt, at_elem(out, off), 1,
+                                             strided, comm_));
     ABM_MPI_CHECK(MPI_Type_free(&strided));
     ABM_MPI_CHECK(MPI_Type_free(&block));
   });
@@ -166,7 +210,8 @@ std::vector<at::Tensor> MpiCommunicator::all_gather_v(const at::Tensor& mine) {
   // the same gathered data everywhere, so all ranks fail together.
   int64_t my_meta[2] = {mine.numel(), static_cast<int64_t>(mine.scalar_type())};
   std::vector<int64_t> meta(2 * size_);
-  ABM_MPI_CHECK(MPI_Allgather(my_meta, 2, MPI_INT64_T, meta.data(), 2, MPI_INT64_T, comm_));
+  ABM_MPI_WAIT("all_gather_v",
+               MPI_Allgather(my_meta, 2, MPI_INT64_T, meta.data(), 2, MPI_INT64_T, comm_));
   std::vector<int64_t> count(size_), offset(size_ + 1, 0);
   for (int r = 0; r < size_; ++r) {
     ABM_CHECK(meta[2 * r + 1] == my_meta[1], "all_gather_v: rank ", r, " has dtype ",
@@ -184,8 +229,9 @@ std::vector<at::Tensor> MpiCommunicator::all_gather_v(const at::Tensor& mine) {
       counts[r] = static_cast<int>(count[r]);
       displs[r] = static_cast<int>(offset[r]);
     }
-    ABM_MPI_CHECK(MPI_Allgatherv(mine.data_ptr(), counts[rank_], dt, out.data_ptr(),
-                                 counts.data(), displs.data(), dt, comm_));
+    ABM_MPI_WAIT("all_gather_v", MPI_Allgatherv(mine.data_ptr(), counts[rank_], dt,
+                                                out.data_ptr(), counts.data(), displs.data(),
+                                                dt, comm_));
   } else {
     const int64_t per_rank = std::max<int64_t>(1, max_chunk_ / size_);
     const int64_t most = *std::max_element(count.begin(), count.end());
@@ -198,9 +244,9 @@ std::vector<at::Tensor> MpiCommunicator::all_gather_v(const at::Tensor& mine) {
         displs[r] = pos;
         pos += counts[r];
       }
-      ABM_MPI_CHECK(MPI_Allgatherv(at_elem(mine, std::min(start, mine.numel())),
-                                   counts[rank_], dt, stage.data_ptr(), counts.data(),
-                                   displs.data(), dt, comm_));
+      ABM_MPI_WAIT("all_gather_v", MPI_Allgatherv(at_elem(mine, std::min(start, mine.numel())),
+                                                  counts[rank_], dt, stage.data_ptr(),
+                                                  counts.data(), displs.data(), dt, comm_));
       for (int r = 0; r < size_; ++r)
         std::memcpy(at_elem(out, offset[r] + start), at_elem(stage, displs[r]),
                     static_cast<size_t>(counts[r]) * esize);
@@ -218,7 +264,7 @@ void MpiCommunicator::send(const at::Tensor& t, int dst, int tag) {
   MPI_Datatype dt = mpi_type(t, "send");
   ABM_CHECK(dst >= 0 && dst < size_, "send: destination ", dst, " outside [0, ", size_, ")");
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
-    ABM_MPI_CHECK(MPI_Send(at_elem(t, off), n, dt, dst, tag, comm_));
+    ABM_MPI_WAIT("send", MPI_Send(at_elem(t, off), n, dt, dst, tag, comm_));
   });
 }
 
@@ -228,7 +274,7 @@ void MpiCommunicator::recv(at::Tensor& t, int src, int tag) {
   ABM_CHECK(src >= 0 && src < size_, "recv: source ", src, " outside [0, ", size_, ")");
   for_chunks(t.numel(), max_chunk_, [&](int64_t off, int n) {
     MPI_Status st;
-    ABM_MPI_CHECK(MPI_Recv(at_elem(t, off), n, dt, src, tag, comm_, &st));
+    ABM_MPI_WAIT("recv", MPI_Recv(at_elem(t, off), n, dt, src, tag, comm_, &st));
     int got = 0;
     ABM_MPI_CHECK(MPI_Get_count(&st, dt, &got));
     // A shorter message means sender and receiver disagree on the tensor size.
@@ -237,7 +283,7 @@ void MpiCommunicator::recv(at::Tensor& t, int src, int tag) {
   });
 }
 
-void MpiCommunicator::barrier() { ABM_MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() { ABM_MPI_WAIT("barrier", MPI_Barrier(comm_)); }
 
 std::unique_ptr<Communicator> make_mpi_communicator() {
   return std::make_unique<MpiCommunicator>();

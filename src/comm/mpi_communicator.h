@@ -40,6 +40,7 @@ class MpiCommunicator : public Communicator {
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
+  std::string peers_;  // who a blocked call waits for, for the watchdog's message
   int64_t max_chunk_;
   MPI_Datatype bf16_ = MPI_DATATYPE_NULL, fp16_ = MPI_DATATYPE_NULL;  // 2 opaque bytes
   MPI_Op bf16_sum_ = MPI_OP_NULL, bf16_max_ = MPI_OP_NULL;

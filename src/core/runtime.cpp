@@ -12,6 +12,7 @@
 
 #include "core/check.h"
 #include "core/mpi_check.h"
+#include "core/mpi_watchdog.h"
 
 namespace abm {
 namespace {
@@ -39,6 +40,7 @@ void Runtime::init(int* argc, char*** argv) {
   ABM_MPI_CHECK(MPI_Comm_size(node, &g_local_size));
   MPI_Comm_free(&node);
   g_init = true;
+  comm_timeout_s();  // a malformed ABM_COMM_TIMEOUT_S fails here, before any work
 }
 
 void Runtime::finalize() {
@@ -77,8 +79,12 @@ void Runtime::agree(const std::function<void()>& step) {
     if (g_size == 1) throw;
   }
   if (g_size == 1) return;
+  static const std::string everyone = "the other ranks";
   int mine = msg.empty() ? g_size : g_rank, first = g_size;
-  ABM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  {
+    MpiWatch watch("agreement", everyone);  // a rank that never arrives must not hang us
+    ABM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  }
   if (first == g_size) return;
   // The first failing rank sends its message to everyone (length, then bytes).
   int len = static_cast<int>(msg.size());

@@ -32,6 +32,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+chmod 755 "$work"  # munged (its own user) reaches the Slurm state below it
 cd "$work"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export ABMLORA="$abmlora"
@@ -45,7 +46,7 @@ for i in $(seq 0 39); do
   echo "{\"input_ids\": [$ids]}"
 done >train.jsonl
 train=(train --model "$work/model" --data "$work/train.jsonl" --lora-targets all-linear --lora-r 4
-       --lora-dropout 0.1 --lr 5e-3 --warmup 2 --global-batch 4 --seed 3 --log-every 1 --threads 1 --dtype fp32)
+       --lora-dropout 0.1 --lr 5e-3 --warmup 2 --global-batch 4 --seed 3 --log-every 1 --dtype fp32)
 adapter() { echo "$1/adapter/adapter_model.safetensors"; }
 nodes2=(--host abm-node1:1,abm-node2:1)
 steps_of() { grep -o '"step":[0-9]*' "$1/metrics.jsonl" | cut -d: -f2 | xargs; }
@@ -55,9 +56,9 @@ case "$mode" in
 mpi)
   "$here/slurm/local/nodes.sh" up 2 || fail "nodes.sh up 2"
   source "$ABM_NODES_DIR/mpi.env"
-  "$here/launch/run" -n 2 -- "${train[@]}" --steps 12 --out one-node >one-node.log 2>&1 ||
+  "$here/launch/run" -n 2 --threads 1 -- "${train[@]}" --steps 12 --out one-node >one-node.log 2>&1 ||
     { tail one-node.log; fail "2 ranks on one node"; }
-  "$here/launch/run" -n 2 "${nodes2[@]}" -- "${train[@]}" --steps 12 --out two-nodes >two-nodes.log 2>&1 ||
+  "$here/launch/run" -n 2 --threads 1 "${nodes2[@]}" -- "${train[@]}" --steps 12 --out two-nodes >two-nodes.log 2>&1 ||
     { tail two-nodes.log; fail "2 nodes x 1 rank"; }
   cmp "$(adapter one-node)" "$(adapter two-nodes)" || fail "2 nodes over TCP differ from 2 ranks on one node"
   echo "training, 2 nodes x 1 rank over TCP = 2 ranks on one node: bitwise"
@@ -66,7 +67,7 @@ mpi)
   tc qdisc add dev abmv2 root tbf rate 8mbit burst 16kb latency 200ms || fail "tc tbf"
   ip netns exec abm-node2 tc qdisc add dev eth0 root tbf rate 8mbit burst 16kb latency 200ms
   start=$SECONDS
-  "$here/launch/run" -n 2 "${nodes2[@]}" -- "${train[@]}" --steps 12 --out slow >slow.log 2>&1 ||
+  "$here/launch/run" -n 2 --threads 1 "${nodes2[@]}" -- "${train[@]}" --steps 12 --out slow >slow.log 2>&1 ||
     { tail slow.log; fail "training over the throttled link"; }
   cmp "$(adapter one-node)" "$(adapter slow)" || fail "the throttled link changed the result"
   echo "training over an 8 Mbit/s link: finished in $((SECONDS - start)) s, bitwise the same"
@@ -76,10 +77,10 @@ mpi)
   ip netns exec abm-node2 tc qdisc del dev eth0 root
 
   abm=(--init abm --abm-steps 5 --abm-lr 1e-2 --abm-batch 2 --abm-layers all --steps 3)
-  "$abmlora" "${train[@]}" "${abm[@]}" --out abm-one >abm-one.log 2>&1 || { tail abm-one.log; fail "ABM, 1 process"; }
-  "$here/launch/run" -n 2 -- "${train[@]}" "${abm[@]}" --out abm-local >abm-local.log 2>&1 ||
+  "$abmlora" "${train[@]}" "${abm[@]}" --threads 1 --out abm-one >abm-one.log 2>&1 || { tail abm-one.log; fail "ABM, 1 process"; }
+  "$here/launch/run" -n 2 --threads 1 -- "${train[@]}" "${abm[@]}" --out abm-local >abm-local.log 2>&1 ||
     { tail abm-local.log; fail "ABM, 2 stages on one node"; }
-  "$here/launch/run" -n 2 "${nodes2[@]}" -- "${train[@]}" "${abm[@]}" --out abm-nodes >abm-nodes.log 2>&1 ||
+  "$here/launch/run" -n 2 --threads 1 "${nodes2[@]}" -- "${train[@]}" "${abm[@]}" --out abm-nodes >abm-nodes.log 2>&1 ||
     { tail abm-nodes.log; fail "ABM, 2 stages on 2 nodes"; }
   grep -q "stage plan" abm-nodes.log || fail "no ABM stage plan on 2 nodes"
   cmp "$(adapter abm-local)" "$(adapter abm-nodes)" || fail "ABM on 2 nodes differs from 2 stages on one node"
@@ -101,13 +102,13 @@ mpi)
 faults)
   "$here/slurm/local/nodes.sh" up 2 || fail "nodes.sh up 2"
   source "$ABM_NODES_DIR/mpi.env"
-  export ABM_COMM_TIMEOUT_S=10 ABM_STOP_GRACE_S=5
+  export ABM_COMM_TIMEOUT_S=10 ABM_STOP_GRACE_S=12  # grace > timeout: the watchdog speaks first
   bound=$((ABM_COMM_TIMEOUT_S + 10))
-  "$here/launch/run" -n 2 -- "${train[@]}" --steps 30 --out ref >ref.log 2>&1 || { tail ref.log; fail "reference run"; }
+  "$here/launch/run" -n 2 --threads 1 -- "${train[@]}" --steps 30 --out ref >ref.log 2>&1 || { tail ref.log; fail "reference run"; }
   # run_with_fault NAME ACTION: a 2-node run; ACTION once 6 steps are logged; returns the seconds
   # from the fault to launch/run's exit in $took and its status in $rc.
   run_with_fault() {
-    ABM_TEST_STEP_SLEEP_S=0.3 timeout 300 "$here/launch/run" -n 2 "${nodes2[@]}" -- "${train[@]}" \
+    ABM_TEST_STEP_SLEEP_S=0.3 timeout 300 "$here/launch/run" -n 2 --threads 1 "${nodes2[@]}" -- "${train[@]}" \
       --steps 30 --checkpoint-every 3 --out "$1" >"$1.log" 2>&1 &
     local pid=$! t0
     for _ in $(seq 600); do
@@ -130,9 +131,9 @@ faults)
   run_with_fault kill 'ip netns pids abm-node2 | xargs -r kill -KILL'
   "$here/slurm/local/nodes.sh" down >/dev/null; "$here/slurm/local/nodes.sh" up 2 >/dev/null
   run_with_fault partition '"$here/slurm/local/nodes.sh" link 2 down'
-  "$abmlora" inspect partition/checkpoints/latest >/dev/null 2>&1 || ls partition/checkpoints
+  [ -e partition/checkpoints/latest ] || fail "no latest checkpoint after the partition"
   # Resume on node 1 alone (the same global batch on 1 rank): finishes, same data order.
-  "$here/launch/run" -n 1 --host abm-node1:1 -- "${train[@]}" --steps 30 --checkpoint-every 3 \
+  "$here/launch/run" -n 1 --threads 1 --host abm-node1:1 -- "${train[@]}" --steps 30 --checkpoint-every 3 \
     --resume auto --out partition >resume.log 2>&1 || { tail resume.log; fail "resume on node 1 alone"; }
   grep -q "elastic resume" resume.log || fail "no elastic resume 2 -> 1 rank"
   [ "$(steps_of partition)" = "$(seq 1 30 | xargs)" ] || fail "steps after resume: $(steps_of partition)"
@@ -146,18 +147,19 @@ slurm)
   "$here/slurm/local/start.sh" --nodes 2 "$work/slurm" || fail "slurm/local/start.sh --nodes 2"
   source "$work/slurm/env.sh"
   sinfo
-  "$here/launch/run" -n 2 -- "${train[@]}" --steps 20 --out ref >ref.log 2>&1 || { tail ref.log; fail "reference run"; }
+  "$here/launch/run" -n 2 --threads 1 -- "${train[@]}" --steps 30 --out ref >ref.log 2>&1 || { tail ref.log; fail "reference run"; }
   ABM_TEST_STEP_SLEEP_S=0.5 ABM_ROOT="$here" \
     sbatch --parsable --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=1 --time=5 \
-    --output="$work/job.out" "$here/slurm/requeue.sbatch" "${train[@]}" --steps 20 \
+    --output="$work/job.out" "$here/slurm/requeue.sbatch" "${train[@]:1}" --steps 30 \
     --checkpoint-every 5 --out "$work/run" >jobid || fail "sbatch"
   id=$(cat jobid)
   for _ in $(seq 600); do
     [ "$(cat run/metrics.jsonl 2>/dev/null | wc -l)" -ge 6 ] && break
+    [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] && break
     sleep 0.1
   done
   sleep 2  # requeue.sbatch forwards a signal once its step has run 10 s
-  scancel --batch --signal=USR1 "$id" || fail "scancel --signal=USR1"
+  scancel --batch --signal=USR1 "$id" || { cat job.out; fail "scancel --signal=USR1"; }
   for _ in $(seq 240); do
     st=$(squeue -h -j "$id" -o %T 2>/dev/null)
     [ -z "$st" ] && break
@@ -169,12 +171,12 @@ slurm)
   grep -q "(SIGUSR1): checkpoint written; exit 3" job.out || fail "abmlora did not stop on SIGUSR1"
   grep -q "resume: .* at step" job.out || fail "the requeued run did not resume"
   grep -q "2 rank(s)" job.out || fail "not 2 ranks"
-  [ "$(steps_of run)" = "$(seq 1 20 | xargs)" ] || fail "metrics steps '$(steps_of run)' are not 1..20 once each"
+  [ "$(steps_of run)" = "$(seq 1 30 | xargs)" ] || fail "metrics steps '$(steps_of run)' are not 1..30 once each"
   cmp "$(adapter ref)" "$(adapter run)" || fail "the requeued two-node run differs from the uninterrupted run"
   echo "two-node Slurm: requeue.sbatch across abm-node1/2, signalled, requeued, resumed: adapter byte-identical"
 
   SBATCH_ARGS="--ntasks-per-node=1 --cpus-per-task=1 --gpus-per-node=0 --time=5" ABM_ROOT="$here" \
-    "$here/slurm/scaling_sweep.sh" --nodes "1 2" --out "$work/scaling" -- "${train[@]}" --steps 8 \
+    "$here/slurm/scaling_sweep.sh" --nodes "1 2" --template "$here/slurm/multi_node.sbatch" --out "$work/scaling" -- "${train[@]:1}" --steps 8 \
     >sweep.log 2>&1 || { cat sweep.log; fail "scaling_sweep.sh"; }
   cat sweep.log
   for _ in $(seq 240); do
@@ -182,7 +184,7 @@ slurm)
     sleep 1
   done
   cat scaling/report.log
-  grep -q "^ *2 " scaling/report.log || { cat scaling/nodes-*.log; fail "report --scaling has no 2-node row"; }
+  grep -q "^nodes-2" scaling/report.log || { cat scaling/nodes-*.log; fail "report --scaling has no 2-node row"; }
   ;;
 *) fail "unknown mode $mode" ;;
 esac

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/check.h"
+#include "core/mpi_watchdog.h"
 #include "core/runtime.h"
 
 namespace {
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
       // Every rank sees the same argv: agree() prints the message once, from rank 0.
       abm::Runtime::agree([&] {
         if (!found) throw abm::Error("unknown command \"" + cmd + "\" (see abmlora --help)");
+        abm::comm_timeout_s();  // a malformed ABM_COMM_TIMEOUT_S fails here, before any work
       });
       status = found->run(argc - 1, argv + 1);  // argv[0] becomes the subcommand name
     }

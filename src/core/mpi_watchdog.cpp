@@ -94,7 +94,12 @@ double comm_timeout_s() {
 }
 
 MpiWatch::MpiWatch(const char* op, const std::string& peers) {
-  double timeout = comm_timeout_s();
+  double timeout = 0;
+  try {
+    timeout = comm_timeout_s();
+  } catch (const Error&) {
+    return;  // reported by the start-up agreement (src/cli/main.cpp), which runs unwatched
+  }
   if (timeout <= 0) return;
   start_thread(timeout);
   Slot& s = slot();

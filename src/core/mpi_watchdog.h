@@ -17,7 +17,8 @@
 
 namespace abm {
 
-// ABM_COMM_TIMEOUT_S, validated (a number >= 0; throws abm::Error naming the variable).
+// ABM_COMM_TIMEOUT_S, validated (a number >= 0; throws abm::Error naming the variable; every
+// command checks it at start).
 double comm_timeout_s();
 
 // Marks the calling thread as waiting in `op` (a string literal) on `peers` (for the

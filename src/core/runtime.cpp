@@ -40,7 +40,6 @@ void Runtime::init(int* argc, char*** argv) {
   ABM_MPI_CHECK(MPI_Comm_size(node, &g_local_size));
   MPI_Comm_free(&node);
   g_init = true;
-  comm_timeout_s();  // a malformed ABM_COMM_TIMEOUT_S fails here, before any work
 }
 
 void Runtime::finalize() {

@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "core/mpi_check.h"
-#include "core/runtime.h"
 #include "core/mpi_watchdog.h"
+#include "core/runtime.h"
 
 // A blocking call: it waits under the watchdog, which ends the rank when the peers do not
 // answer within ABM_COMM_TIMEOUT_S (core/mpi_watchdog.h).

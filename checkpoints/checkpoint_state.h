@@ -35,6 +35,9 @@ struct AbmProvenance {
   int64_t steps = 0;
   std::string scope = "replicated";  // replicated (1 stage) | shard | global (AbmRun::scope)
   std::string teacher;           // "" = frozen base, else the teacher PEFT directory
+  // --abm-teacher task: the teacher LoRA trained on the task first (0 / 0 / 0: none).
+  int64_t teacher_steps = 0;
+  double teacher_loss = 0, teacher_seconds = 0;  // its final train loss, its training time
   std::vector<int64_t> samples;  // [n] dataset rows of the representative batch
   std::vector<int64_t> layers;   // [L] selected layers in depth order
   std::vector<double> loss;      // [steps] boundary loss per ABM step

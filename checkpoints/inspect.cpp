@@ -63,6 +63,9 @@ void describe(std::ostringstream& os, const CheckpointState& s, bool verbose) {
        << ", teacher " << (a.teacher.empty() ? "base model" : a.teacher) << ", " << a.steps
        << " steps (lr " << a.lr << ", " << a.seconds << " s), " << a.samples.size()
        << " samples, layers " << list(a.layers) << "\n";
+    if (a.teacher_steps > 0)
+      os << "       teacher trained on the task: " << a.teacher_steps << " steps, final loss "
+         << a.teacher_loss << ", " << a.teacher_seconds << " s\n";
     if (!a.loss.empty())
       os << "       loss " << a.loss.front() << " -> " << a.loss.back() << ", accuracy "
          << list(a.accuracy) << "\n";

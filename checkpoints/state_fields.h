@@ -66,6 +66,9 @@ void visit_abm_fields(Abm& a, V&& v) {
   v("steps", a.steps, true);
   v("scope", a.scope, true);
   v("teacher", a.teacher, true);
+  v("teacher_steps", a.teacher_steps, false);
+  v("teacher_loss", a.teacher_loss, false);
+  v("teacher_seconds", a.teacher_seconds, false);
 }
 
 // /abm datasets, 1-D.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -231,4 +232,87 @@ TEST(TrainCli, LoraGaStartsAtTheBaseWithTheLowestInformationLoss) {
   EXPECT_NEAR(two[0]["info_loss"]["total"].get<double>(), info0("lora-ga"), 1e-5);
   for (size_t i = 1; i < two.size(); ++i)
     EXPECT_NEAR(two[i]["loss"].get<double>(), m["lora-ga"][i]["loss"].get<double>(), 1e-4) << i;
+}
+
+// --abm-teacher task (the official protocol): train first trains a LoRA on the task
+// (RUN/teacher), records it (abm.json, the checkpoint's /abm group), and ABM matches base +
+// that LoRA. 2 ranks give 1 rank's run; a stop inside the teacher resumes the teacher; a
+// stop after it never trains it again: with the student's checkpoint ABM is not re-run,
+// without one the finished teacher is reused. Every interrupted run ends with the
+// uninterrupted run's adapter, byte for byte.
+TEST(TrainCli, TaskTeacherIsTrainedOnceRecordedAndResumable) {
+  Fixture f;
+  const std::string abm = "--steps 4 --global-batch 4 --micro-batch 2 --checkpoint-every 2 "
+                          "--init abm --abm-teacher task --abm-samples 8 --abm-steps 5 ";
+  auto bytes = [&](const std::string& run) {
+    std::ifstream in(f.tmp / (run + "/adapter/adapter_model.safetensors"), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto stopped = [&](const std::string& out, const std::string& extra, int at) {
+    return run("ABM_TEST_STOP_AT_STEP=" + std::to_string(at) + " " + kBin + " train --model " +
+               f.model + " --data " + (f.tmp / "train.jsonl") + " --out " + (f.tmp / out) +
+               " --lora-targets all-linear --lora-r 4 --lr 5e-3 --threads 1 --seed 3 " + extra +
+               " --resume auto");
+  };
+
+  // Uninterrupted, 1 rank: the teacher's 3 steps, then ABM against it, then the student's 4.
+  const std::string full = f.train("", "full", abm + "--abm-teacher-steps 3");
+  EXPECT_NE(full.find("abm: training the task teacher: 3 steps"), std::string::npos) << full;
+  auto teacher_curve = read_jsonl(f.tmp / "full/teacher/metrics.jsonl");
+  ASSERT_EQ(teacher_curve.size(), 3u);
+  std::ifstream js(f.tmp / "full/abm.json");
+  const nlohmann::json j = nlohmann::json::parse(js);
+  const nlohmann::json& tt = j.at("teacher_training");
+  EXPECT_EQ(tt.at("steps"), 3);
+  EXPECT_EQ(tt.at("loss").get<double>(), teacher_curve.back()["loss"].get<double>());
+  EXPECT_EQ(j.at("teacher").get<std::string>(), f.tmp / "full/teacher/adapter");
+  EXPECT_EQ(tt.at("adapter"), j.at("teacher"));
+  abm::SafetensorsFile teacher(f.tmp / "full/teacher/adapter/adapter_model.safetensors");
+  double teacher_b = 0;  // trained: B is no longer the init's 0
+  for (const std::string& name : teacher.names())
+    if (name.find("lora_B") != std::string::npos)
+      teacher_b = std::max(teacher_b, teacher.read(name, at::kFloat).abs().max().item<double>());
+  EXPECT_GT(teacher_b, 0);
+  const RunResult inspect =
+      run(kBin + " inspect " + (f.tmp / "full/checkpoints/ckpt-00000004.h5"));
+  EXPECT_NE(inspect.output.find("teacher trained on the task: 3 steps"), std::string::npos)
+      << inspect.output;
+  EXPECT_NE(inspect.output.find("teacher " + (f.tmp / "full/teacher/adapter")), std::string::npos);
+  // ABM against the task teacher starts elsewhere than ABM against the base.
+  f.train("", "base-teacher", "--steps 4 --global-batch 4 --micro-batch 2 --init abm "
+                              "--abm-samples 8 --abm-steps 5");
+  EXPECT_NE(bytes("full"), bytes("base-teacher"));
+
+  // 2 ranks (2 ABM stages) = 1 rank, up to the all-reduce's summation order.
+  f.train(kMpi2, "two", abm + "--abm-teacher-steps 3");
+  abm::SafetensorsFile a(f.tmp / "full/adapter/adapter_model.safetensors");
+  abm::SafetensorsFile b(f.tmp / "two/adapter/adapter_model.safetensors");
+  double worst = 0;
+  for (const std::string& name : a.names())
+    worst = std::max(worst, max_abs_diff(a.read(name, at::kFloat), b.read(name, at::kFloat)));
+  std::printf("task teacher: 1 vs 2 ranks adapter max|diff| %.3g\n", worst);
+  EXPECT_LE(worst, 1e-5);
+
+  // Stopped inside the teacher (its step 2): the teacher continues from its checkpoint.
+  RunResult s = stopped("in-teacher", abm + "--abm-teacher-steps 3", 2);
+  ASSERT_EQ(s.status, 3) << s.output;
+  EXPECT_NE(s.output.find("stopped while training the task teacher"), std::string::npos) << s.output;
+  const std::string resumed = f.train("", "in-teacher", abm + "--abm-teacher-steps 3 --resume auto");
+  EXPECT_NE(resumed.find("abm: task teacher resumed from"), std::string::npos) << resumed;
+  EXPECT_EQ(bytes("in-teacher"), bytes("full"));
+
+  // Teacher of 1 step, stopped at the student's step 2: with its checkpoint, nothing of the
+  // init runs again; with the checkpoints gone, the finished teacher is reused.
+  const std::string one = abm + "--abm-teacher-steps 1";
+  f.train("", "ref1", one);
+  ASSERT_EQ(stopped("after", one, 2).status, 3);
+  s = stopped("after", one, 3);
+  ASSERT_EQ(s.status, 3) << s.output;
+  EXPECT_EQ(s.output.find("training the task teacher"), std::string::npos) << s.output;
+  EXPECT_NE(s.output.find("abm: not re-run on resume"), std::string::npos) << s.output;
+  std::filesystem::remove_all(f.tmp / "after/checkpoints");
+  const std::string again = f.train("", "after", one + " --resume auto");
+  EXPECT_EQ(again.find("training the task teacher"), std::string::npos) << again;
+  EXPECT_NE(again.find("reused (1 steps"), std::string::npos) << again;
+  EXPECT_EQ(bytes("after"), bytes("ref1"));
 }

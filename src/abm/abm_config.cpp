@@ -29,7 +29,13 @@ void AbmConfig::declare(Options& o) {
       ("abm-scope", po::value(&scope)->default_value(scope),
        "with several stages: shard (each stage alone, fed teacher states) | global (exact)")
       ("teacher-adapter", po::value(&teacher_adapter)->default_value(""),
-       "PEFT dir: teacher = base + this adapter (default: the frozen base)");
+       "PEFT dir: teacher = base + this adapter (default: the frozen base)")
+      ("abm-teacher", po::value(&teacher)->default_value(teacher),
+       "base: the frozen base (or --teacher-adapter) is ABM's teacher | task: train first "
+       "trains a LoRA on the task (RUN/teacher, --abm-teacher-steps) and uses it, as the "
+       "official code does")
+      ("abm-teacher-steps", po::value(&teacher_steps)->default_value(teacher_steps),
+       "optimizer steps of the task teacher (0 = the student's --steps)");
 }
 
 void AbmConfig::validate(int ranks) const {
@@ -40,6 +46,12 @@ void AbmConfig::validate(int ranks) const {
   ABM_REQUIRE(!recompute || (S > 1 && scope == "global"), "--abm-recompute applies to pipeline "
               "stages with --abm-scope global (here: ", S, " stage(s), scope ", scope, ")");
   const int data_ranks = map.replicas();  // the ranks of one stage split each step's samples
+  ABM_REQUIRE(teacher == "base" || teacher == "task", "--abm-teacher \"", teacher,
+              "\": valid values are base and task");
+  ABM_REQUIRE(teacher != "task" || teacher_adapter.empty(), "--abm-teacher task trains its own "
+              "teacher and --teacher-adapter gives one: choose one");
+  ABM_REQUIRE(teacher_steps >= 0 && teacher_steps <= (int64_t(1) << 30),
+              "--abm-teacher-steps must be in [0, 2^30], got ", teacher_steps);
   ABM_REQUIRE(margin >= 0 && margin <= 1e3, "--abm-margin must be in [0, 1000], got ", margin);
   ABM_REQUIRE(samples > 0 && samples <= (int64_t(1) << 20), "--abm-samples must be in [1, 1048576]");
   ABM_REQUIRE(steps >= 0 && steps <= (int64_t(1) << 30), "--abm-steps must be in [0, 2^30]");

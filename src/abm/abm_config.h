@@ -21,6 +21,10 @@ struct AbmConfig {
   int64_t micro_batch = 1;           // samples per forward on one rank
   int64_t max_length = 512;          // representative samples are cut to this many tokens
   std::string teacher_adapter;       // PEFT dir; "" = the frozen base is the teacher
+  // base = the frozen base (or --teacher-adapter) is the teacher; task = the official
+  // protocol: train trains a LoRA on the task first (RUN/teacher) and uses it as teacher.
+  std::string teacher = "base";
+  int64_t teacher_steps = 0;         // steps of the task teacher; 0 = the student's --steps
   int stages = 0;                    // pipeline stages: 0 = one per rank; 1 = data parallel
   std::string scope = "global";      // shard | global (with stages > 1; see abm_pipeline.h)
   bool recompute = false;            // global scope: keep only layer inputs, recompute in backward

@@ -22,21 +22,25 @@ std::string percent(double x) { return cat(int(x * 1000 + 0.5) / 10.0, "%"); }
 
 }  // namespace
 
-void with_teacher_adapter(const std::string& dir, LlamaModel& model,
-                          const std::function<void()>& fn) {
+void with_student_detached(LlamaModel& model, const std::function<void()>& fn) {
   std::vector<std::shared_ptr<LinearAdapter>> saved;
   auto each = [&](auto f) {
     for (auto& l : model.layers()) for_each_projection(l, [&](const ProjInfo&, Linear& p) { f(p); });
   };
   each([&](Linear& p) { saved.push_back(p.adapter); p.adapter = nullptr; });
-  {
+  fn();
+  size_t i = 0;
+  each([&](Linear& p) { p.adapter = saved[i++]; });
+}
+
+void with_teacher_adapter(const std::string& dir, LlamaModel& model,
+                          const std::function<void()>& fn) {
+  with_student_detached(model, [&] {
     PeftAdapter teacher = import_peft(dir, model);
     teacher.adapters.set_train(false);
     fn();
     teacher.adapters.detach();
-  }
-  size_t i = 0;
-  each([&](Linear& p) { p.adapter = saved[i++]; });
+  });
 }
 
 namespace {

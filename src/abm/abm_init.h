@@ -29,6 +29,10 @@ struct AbmRun {
 AbmRun abm_initialize(const AbmConfig& cfg, LlamaModel& model, AdapterSet& student,
                       const Dataset& train, Communicator& comm);
 
+// Runs fn with no adapter on `model`; what was attached (the student) is plugged back
+// afterwards, also when fn attaches and detaches adapters of its own.
+void with_student_detached(LlamaModel& model, const std::function<void()>& fn);
+
 // Runs fn with the teacher adapter (PEFT dir) attached to `model` in place of whatever is
 // attached now (the student), which is plugged back afterwards: the teacher adapter
 // targets the same projections as the student.

@@ -50,7 +50,11 @@ RunCurves read_run(const std::string& dir) {
     const std::string abm_path = dir + "/abm.json";
     nlohmann::json j = parse_json(read_small_file(abm_path), abm_path);
     r.init = "abm";
-    r.abm_seconds = j.value("teacher_seconds", 0.0) + j.value("seconds", 0.0);
+    r.init_seconds = j.value("teacher_seconds", 0.0) + j.value("seconds", 0.0);
+  }
+  if (std::ifstream(dir + "/init.json").good()) {  // runs since init.json existed: every init
+    const std::string path = dir + "/init.json";
+    r.init_seconds = parse_json(read_small_file(path), path).value("seconds", 0.0);
   }
   return r;
 }
@@ -113,7 +117,7 @@ std::string make_report(const std::vector<RunCurves>& runs, const ReportOptions&
   char buf[64];
   t << "run\tinit\tseed\tloss@1";
   for (int64_t k : o.at) t << "\tloss@" << k;
-  t << "\ttarget\tsteps to target\tinfo loss@init\tfinal eval\twall s (abm+train)\n";
+  t << "\ttarget\tsteps to target\tinfo loss@init\tfinal eval\twall s (init+train)\n";
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunCurves& r = runs[i];
     const double target = target_loss(runs, i, o);
@@ -128,7 +132,7 @@ std::string make_report(const std::vector<RunCurves>& runs, const ReportOptions&
     t << "\t" << num(target) << "\t" << (reach < 0 ? std::string("never") : std::to_string(reach));
     t << "\t" << (!r.info_loss.empty() && r.info_loss.front().first <= 1 ? num(r.info_loss.front().second) : "-");
     t << "\t" << (r.eval_loss.empty() ? "-" : num(r.eval_loss.back().second));
-    std::snprintf(buf, sizeof(buf), "%.1f", r.abm_seconds + r.train_seconds);
+    std::snprintf(buf, sizeof(buf), "%.1f", r.init_seconds + r.train_seconds);
     t << "\t" << buf << "\n";
   }
   if (!o.out.empty()) {

@@ -18,7 +18,8 @@ struct RunCurves {
   std::vector<std::pair<int64_t, double>> loss;           // (step, train loss)
   std::vector<std::pair<int64_t, double>> eval_loss;      // (step, eval loss)
   std::vector<std::pair<int64_t, double>> info_loss;      // (step, relative total)
-  double train_seconds = 0, abm_seconds = 0;              // sum of step_s; ABM teacher + steps
+  double train_seconds = 0;                               // sum of step_s
+  double init_seconds = 0;  // RUN/init.json (SVDs, ABM with its teacher), else abm.json's
 };
 
 RunCurves read_run(const std::string& dir);  // throws naming the file on bad input

@@ -49,6 +49,8 @@ int cmd_abm_init(int argc, char** argv) {
   Runtime::agree([&] {
     cfg.validate(comm->size());
     abm.validate(comm->size());
+    ABM_REQUIRE(abm.teacher == "base", "--abm-teacher task trains the teacher on the task first: "
+                "use train --init abm (abm-init takes a trained one with --teacher-adapter DIR)");
     ABM_REQUIRE(!cfg.full, "abm-init initializes LoRA adapters; --full makes no sense here");
     const at::Device device = resolve_device(cfg.device);
     const at::ScalarType dtype = command_dtype("abm-init", cfg.dtype, cfg.model, comm.get(), device);

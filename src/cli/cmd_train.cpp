@@ -8,15 +8,16 @@
 #include "abm/info_loss.h"
 #include "abm/svd_init.h"
 #include "checkpoints/fingerprint.h"
-#include "checkpoints/resume.h"
-#include "checkpoints/state_broadcast.h"
 #include "cli/commands.h"
+#include "cli/find_checkpoint.h"
+#include "cli/task_teacher.h"
 #include "comm/communicator.h"
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/options.h"
 #include "core/run_lock.h"
+#include "core/timer.h"
 #include "data/sampler.h"
 #include "lora/peft_io.h"
 #include "train/compute_dtype.h"
@@ -26,7 +27,7 @@ namespace abm {
 namespace {
 
 // What the checkpoint's /abm group keeps of an ABM initialization.
-AbmProvenance provenance(const AbmConfig& cfg, const AbmRun& run) {
+AbmProvenance provenance(const AbmConfig& cfg, const AbmRun& run, const TaskTeacher& teacher) {
   AbmProvenance p;
   p.seed = cfg.seed;
   p.margin = cfg.margin;
@@ -39,39 +40,10 @@ AbmProvenance provenance(const AbmConfig& cfg, const AbmRun& run) {
   p.layers = run.result.layers;
   p.loss = run.result.loss;
   for (const auto& c : run.result.after.layers) p.accuracy.push_back(c.accuracy());
+  p.teacher_steps = teacher.steps;
+  p.teacher_loss = teacher.loss;
+  p.teacher_seconds = teacher.seconds;
   return p;
-}
-
-// --resume: rank 0 picks and verifies the checkpoint (damaged files are reported and
-// skipped, another run's checkpoint is refused with exit 2), every rank receives it.
-// Returns false for a fresh start.
-bool find_checkpoint(const TrainConfig& cfg, const AdapterSet* adapters, const Dataset& data,
-                     Communicator& comm, CheckpointState& out, std::string& path) {
-  if (cfg.resume.empty()) return false;
-  Runtime::agree([&] {
-    if (comm.rank() != 0) return;
-    ResumePoint p = resolve_resume(cfg.resume, cfg.checkpoint_dir());
-    for (const std::string& why : p.skipped) log0("resume: skipped ", why);
-    if (p.path.empty()) {
-      log0("resume: no checkpoint in ", cfg.checkpoint_dir(), "; starting fresh");
-      return;
-    }
-    ResumeExpect now;
-    now.base_model = cfg.model;
-    now.base_fingerprint = model_fingerprint(cfg.model);
-    now.data_fingerprint = data.fingerprint();
-    if (adapters) now.lora = adapters->config();
-    now.global_batch = cfg.global_batch;
-    now.sampler_seed = cfg.seed;
-    check_compatible(p.state, now, p.path);
-    out = std::move(p.state);
-    path = p.path;
-  });
-  at::Tensor found = at::tensor({int64_t(path.empty() ? 0 : 1)}, at::kLong);
-  comm.broadcast(found, 0);
-  if (found.item<int64_t>() == 0) return false;
-  broadcast_state(out, comm);
-  return true;
 }
 
 // --dtype: fp32 for --full (the weights are the trained masters); on resume, what the run
@@ -161,6 +133,7 @@ int run_train(int argc, char** argv, bool pretrain) {
   Sampler order(data.train.size(), cfg.seed);
   for (int64_t n = 0; n < std::min(cfg.global_batch, data.train.size()); ++n)
     probe.push_back(order.global_index(n));
+  const Timer init_timer;  // the init's wall time (RUN/init.json)
   if (cfg.init == "pissa")
     adapters = std::make_unique<AdapterSet>(attach_pissa(model, cfg.lora(), *comm));
   if (cfg.init == "lora-ga")
@@ -174,6 +147,7 @@ int run_train(int argc, char** argv, bool pretrain) {
   // is checked before this run's config.ini replaces the one of the run it continues.
   CheckpointState ckpt;
   std::string ckpt_path;
+  double init_seconds = init_timer.seconds();
   const bool resumed = find_checkpoint(cfg, adapters.get(), data.train, *comm, ckpt, ckpt_path);
   if (Runtime::rank() == 0) write_text_atomic(cfg.out + "/config.ini", opts.resolved_ini());
   comm->barrier();  // the run directory is complete before anyone writes into it
@@ -186,18 +160,45 @@ int run_train(int argc, char** argv, bool pretrain) {
 
   // 3. ABM initialization (docs/design.md §2), never on resume (the adapters come from the
   // checkpoint): the adapters start from the boundary-matched state; the trainer below
-  // creates a fresh optimizer, so the ABM optimizer state is not carried.
+  // creates a fresh optimizer, so the ABM optimizer state is not carried. --abm-teacher
+  // task first trains the teacher (RUN/teacher; a stop there exits 3 like the training's).
   if (cfg.init == "abm" && !resumed) {
+    TaskTeacher teacher;
+    if (abm.teacher == "task") {
+      teacher = train_task_teacher(cfg, abm, model, data, *comm, identity,
+                                   TimeBudget(cfg.time_budget, 10, started));
+      if (!teacher.finished) {
+        log0("stopped while training the task teacher (", teacher.reason, "): checkpoint in ",
+             cfg.out, "/teacher/checkpoints; exit ", kExitRequeue, " (requeue and continue with "
+             "--resume auto)");
+        comm->barrier();
+        return kExitRequeue;
+      }
+      abm.teacher_adapter = teacher.adapter;
+    }
+    const Timer abm_timer;
     AbmRun run = abm_initialize(abm, model, *adapters, data.train, *comm);
-    identity.abm = provenance(abm, run);
+    identity.abm = provenance(abm, run, teacher);
     if (Runtime::rank() == 0) {
-      write_text_atomic(cfg.out + "/abm.json", abm_run_json(abm, run).dump(1) + "\n");
+      nlohmann::json j = abm_run_json(abm, run);
+      if (abm.teacher == "task")
+        j["teacher_training"] = {{"adapter", teacher.adapter}, {"steps", teacher.steps},
+                                 {"loss", teacher.loss}, {"seconds", teacher.seconds},
+                                 {"reused", teacher.reused}};
+      write_text_atomic(cfg.out + "/abm.json", j.dump(1) + "\n");
       export_peft(*adapters, cfg.model, cfg.out + "/abm-adapter");
     }
+    init_seconds += abm_timer.seconds() + teacher.seconds;
   } else if (cfg.init == "abm") {
     log0("abm: not re-run on resume (the checkpoint's adapters started from ABM ",
          ckpt.abm ? "with the provenance in its /abm group" : "- no provenance recorded", ")");
   }
+  // The init's cost for reports: SVDs (pissa, lora-ga) or ABM with its teacher, wall clock
+  // on rank 0; the task teacher's training counts as the sum of its step times (over all
+  // starts of the run).
+  if (Runtime::rank() == 0 && !resumed && adapters)
+    write_text_atomic(cfg.out + "/init.json",
+                      nlohmann::json{{"init", cfg.init}, {"seconds", init_seconds}}.dump() + "\n");
 
   // 4. Train.
   Trainer trainer(cfg, model, adapters.get(), data, *comm);

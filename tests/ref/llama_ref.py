@@ -122,6 +122,10 @@ class RefLlama:
 
     @torch.no_grad()
     def logits(self, ids):
+        return self.forward(ids)
+
+    def forward(self, ids):
+        """Logits [B, T, V] float32, differentiable in the weights (init_ref.py lora-ga)."""
         B, T = ids.shape
         x = F.embedding(ids, self.w["model.embed_tokens.weight"])
         cos, sin = self.rope_cos_sin(T)

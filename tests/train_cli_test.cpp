@@ -211,20 +211,23 @@ TEST(TrainCli, PissaTwoRanksEqualOneAndResumeIsBitwise) {
 
 // --init lora-ga: the model is unchanged at init (step 1's loss = kaiming's), its
 // information loss at init (step 0, on the probe its gradient came from) is below every
-// other init's, and 2 ranks give the same run up to the gradient all-reduce's order.
+// other init's (kaiming, gaussian, pissa, abm), and 2 ranks give the same run up to the gradient all-reduce's order.
 TEST(TrainCli, LoraGaStartsAtTheBaseWithTheLowestInformationLoss) {
   Fixture f;
-  const std::string common = "--steps 3 --global-batch 4 --micro-batch 2 --info-loss-every 1";
+  const std::string common = "--steps 3 --global-batch 4 --micro-batch 2 --info-loss-every 1 "
+                             "--abm-samples 8 --abm-steps 20";  // (the --abm-* only for abm)
   std::map<std::string, std::vector<nlohmann::json>> m;
-  for (const std::string init : {"kaiming", "gaussian", "pissa", "lora-ga"}) {
+  for (const std::string init : {"kaiming", "gaussian", "pissa", "lora-ga", "abm"}) {
     f.train("", init, common + " --init " + init);
     m[init] = read_jsonl(f.tmp / (init + "/metrics.jsonl"));
     ASSERT_EQ(m[init].size(), 4u) << init;  // step 0 (init) + 3 steps
   }
   auto info0 = [&](const std::string& init) { return m[init][0]["info_loss"]["total"].get<double>(); };
-  std::printf("information loss at init: kaiming %.4f gaussian %.4f pissa %.4f lora-ga %.4f\n",
-              info0("kaiming"), info0("gaussian"), info0("pissa"), info0("lora-ga"));
-  for (const std::string other : {"kaiming", "gaussian", "pissa"}) EXPECT_LT(info0("lora-ga"), info0(other));
+  std::printf("information loss at init: kaiming %.4f gaussian %.4f pissa %.4f lora-ga %.4f "
+              "abm %.4f\n", info0("kaiming"), info0("gaussian"), info0("pissa"), info0("lora-ga"),
+              info0("abm"));
+  for (const std::string other : {"kaiming", "gaussian", "pissa", "abm"})
+    EXPECT_LT(info0("lora-ga"), info0(other)) << other;
   EXPECT_NEAR(m["lora-ga"][1]["loss"].get<double>(), m["kaiming"][1]["loss"].get<double>(), 1e-5);
   f.train(kMpi2, "ga2", common + " --init lora-ga");
   auto two = read_jsonl(f.tmp / "ga2/metrics.jsonl");

@@ -36,6 +36,22 @@ std::vector<std::string> row(const std::string& table, const std::string& run) {
   return {};
 }
 
+// The init column and the init's wall time: abm.json marks ABM (abm-task with
+// --abm-teacher task in config.ini); RUN/init.json's seconds, when present, are the init's.
+TEST(Report, InitNameAndSecondsFromTheRunDirectory) {
+  test::TempDir t;
+  const std::string a = write_run(t, "a", "abm", 0, {3, 2}), b = write_run(t, "b", "abm", 0, {3, 2});
+  std::ofstream(b + "/config.ini", std::ios::app) << "abm-teacher = task\n";
+  for (const std::string& d : {a, b})
+    std::ofstream(d + "/abm.json") << R"({"teacher_seconds": 1.5, "seconds": 2})";
+  std::ofstream(b + "/init.json") << R"({"init": "abm", "seconds": 30.25})";
+  const RunCurves ra = read_run(a), rb = read_run(b);
+  EXPECT_EQ(ra.init, "abm");
+  EXPECT_DOUBLE_EQ(ra.init_seconds, 3.5);
+  EXPECT_EQ(rb.init, "abm-task");
+  EXPECT_DOUBLE_EQ(rb.init_seconds, 30.25);
+}
+
 TEST(Report, StepsToTargetPairsEachRunWithTheSameSeedsLora) {
   test::TempDir t;
   // Seed 0's LoRA ends at 2.0, seed 1's at 1.0; the ABM run of seed 1 reaches 1.0 at step 4

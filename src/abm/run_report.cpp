@@ -33,6 +33,7 @@ RunCurves read_run(const std::string& dir) {
   });
   ABM_REQUIRE(!r.loss.empty(), dir, "/metrics.jsonl: no step records");
   r.init = "lora";
+  bool task_teacher = false;  // --abm-teacher task: "abm-task" in the table
   if (std::ifstream ini(dir + "/config.ini"); ini) {  // "key = value" lines (Options::resolved_ini)
     for (std::string line; std::getline(ini, line);) {
       const size_t eq = line.find(" = ");
@@ -44,12 +45,13 @@ RunCurves read_run(const std::string& dir) {
         throw Error(cat(dir, "/config.ini: seed \"", value, "\" is not a whole number"));
       }
       if (key == "init" && value != "kaiming") r.init = value;
+      if (key == "abm-teacher") task_teacher = value == "task";
     }
   }
   if (std::ifstream(dir + "/abm.json").good()) {
     const std::string abm_path = dir + "/abm.json";
     nlohmann::json j = parse_json(read_small_file(abm_path), abm_path);
-    r.init = "abm";
+    r.init = task_teacher ? "abm-task" : "abm";
     r.init_seconds = j.value("teacher_seconds", 0.0) + j.value("seconds", 0.0);
   }
   if (std::ifstream(dir + "/init.json").good()) {  // runs since init.json existed: every init

@@ -44,6 +44,16 @@ LoraConfig pissa_cfg(int64_t r, double alpha, bool rslora) {
   return c;
 }
 
+// "Training": moves every A and B by seeded noise (the export must then carry the change).
+void perturb(const AdapterSet& set, uint64_t seed) {
+  at::NoGradGuard ng;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const AdaptedModule& mod : set.modules()) {
+    mod.lora->A().add_(at::randn(mod.lora->A().sizes(), gen) * 0.05);
+    mod.lora->B().add_(at::randn(mod.lora->B().sizes(), gen) * 0.05);
+  }
+}
+
 double rel(const at::Tensor& a, const at::Tensor& b) {
   return (a - b).norm().item<double>() / b.norm().item<double>();
 }
@@ -116,14 +126,7 @@ TEST(Pissa, ConvertedExportGivesOurLogitsOnTheOriginalBase) {
   for (bool rslora : {false, true}) {
     LlamaModel m = LlamaModel::load(dir);
     AdapterSet set = AdapterSet::attach(m, pissa_cfg(4, 8, rslora));
-    {
-      at::NoGradGuard ng;
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-      for (const AdaptedModule& mod : set.modules()) {
-        mod.lora->A().add_(at::randn(mod.lora->A().sizes(), gen) * 0.05);
-        mod.lora->B().add_(at::randn(mod.lora->B().sizes(), gen) * 0.05);
-      }
-    }
+    perturb(set, 7);
     const at::Tensor ours = logits(m);
     const std::string out = tmp / cat("adapter", rslora);
     export_peft(set, dir, out);
@@ -227,14 +230,7 @@ TEST(LoraGa, FactorsMatchTheReferenceGradientSvdAndInfoLossIsTheTail) {
   EXPECT_GT(theirs, 0);  // G of rank > 2r: the bound is not trivially 0
 
   const at::Tensor start = logits(m);
-  {  // "train": move A and B; the export must carry s(B'A' − B₀A₀)
-    at::NoGradGuard ng;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
-    for (const AdaptedModule& mod : set.modules()) {
-      mod.lora->A().add_(at::randn(mod.lora->A().sizes(), gen) * 0.05);
-      mod.lora->B().add_(at::randn(mod.lora->B().sizes(), gen) * 0.05);
-    }
-  }
+  perturb(set, 9);  // the export must carry s(B'A' − B₀A₀)
   const at::Tensor trained = logits(m);
   const std::string out = tmp / "adapter";
   export_peft(set, dir, out);

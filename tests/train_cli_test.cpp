@@ -44,6 +44,16 @@ Eval parse_eval(const std::string& output) {  // "eval: loss 4.123456 perplexity
   return e;
 }
 
+// Largest |difference| between two runs' exported adapters (RUN/adapter), tensor by tensor.
+double adapter_max_diff(const std::string& run_a, const std::string& run_b) {
+  abm::SafetensorsFile a(run_a + "/adapter/adapter_model.safetensors");
+  abm::SafetensorsFile b(run_b + "/adapter/adapter_model.safetensors");
+  double worst = 0;
+  for (const std::string& name : a.names())
+    worst = std::max(worst, max_abs_diff(a.read(name, at::kFloat), b.read(name, at::kFloat)));
+  return worst;
+}
+
 struct Fixture {
   TempDir tmp;
   std::string model = tmp / "model";
@@ -186,11 +196,7 @@ TEST(TrainCli, PissaTwoRanksEqualOneAndResumeIsBitwise) {
     EXPECT_NEAR(one[i]["loss"].get<double>(), two[i]["loss"].get<double>(), 1e-5) << i;
   EXPECT_GT(std::abs(one[3]["loss"].get<double>() - lora[3]["loss"].get<double>()), 1e-4)
       << "PiSSA must train differently from kaiming";
-  abm::SafetensorsFile a(f.tmp / "pissa1/adapter/adapter_model.safetensors");
-  abm::SafetensorsFile b(f.tmp / "pissa2/adapter/adapter_model.safetensors");
-  double worst = 0;
-  for (const std::string& name : a.names())
-    worst = std::max(worst, max_abs_diff(a.read(name, at::kFloat), b.read(name, at::kFloat)));
+  const double worst = adapter_max_diff(f.tmp / "pissa1", f.tmp / "pissa2");
   std::printf("pissa: 1 vs 2 ranks adapter max|diff| %.3g\n", worst);
   EXPECT_LE(worst, 1e-5);
 
@@ -288,11 +294,7 @@ TEST(TrainCli, TaskTeacherIsTrainedOnceRecordedAndResumable) {
 
   // 2 ranks (2 ABM stages) = 1 rank, up to the all-reduce's summation order.
   f.train(kMpi2, "two", abm + "--abm-teacher-steps 3");
-  abm::SafetensorsFile a(f.tmp / "full/adapter/adapter_model.safetensors");
-  abm::SafetensorsFile b(f.tmp / "two/adapter/adapter_model.safetensors");
-  double worst = 0;
-  for (const std::string& name : a.names())
-    worst = std::max(worst, max_abs_diff(a.read(name, at::kFloat), b.read(name, at::kFloat)));
+  const double worst = adapter_max_diff(f.tmp / "full", f.tmp / "two");
   std::printf("task teacher: 1 vs 2 ranks adapter max|diff| %.3g\n", worst);
   EXPECT_LE(worst, 1e-5);
 

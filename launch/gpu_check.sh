@@ -8,6 +8,12 @@
 #   4. the demo's LoRA vs ABM-LoRA fine-tunes (60 steps) on the GPU, 1 rank per GPU.
 # Everything it prints also goes to $OUT/gpu_check.log when $OUT is set (device runs).
 # Usage: launch/gpu_check.sh [build-dir]   (default build-gpu; MAX_BYTES=... to shorten)
+#
+# That machine reaches no package registry and has no Open MPI, HDF5, Boost, SentencePiece,
+# nlohmann-json or GoogleTest: they travel as Debian .debs in gpu/debs, unpacked into
+# /tmp/abm-prefix and built against with -DABM_DEPS_PREFIX. Prepare here, then one call:
+#   bash launch/debs.sh fetch gpu/debs && bash data/prepare_devil.sh gpu
+#   device run: command "bash launch/gpu_check.sh", carry ["gpu"], timeout_s 600
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-gpu}
@@ -25,9 +31,20 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 TORCH_ROOT=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 echo "TORCH_ROOT=$TORCH_ROOT GPUs=$NGPU"
 
+# After python3 ran: the prefix's libraries stay out of the way of the machine's own.
+DEPS_CMAKE=()
+if [ -d gpu/debs ]; then
+  step "Debian libraries from gpu/debs"
+  bash launch/debs.sh unpack gpu/debs /tmp/abm-prefix || exit 1
+  source /tmp/abm-prefix/env.sh
+  DEPS_CMAKE=($ABM_DEPS_CMAKE)
+fi
+GEN=()
+command -v make >/dev/null || GEN=(-G Ninja)
+
 step "configure + build ($BUILD)"
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DABM_TORCH_ROOT="$TORCH_ROOT" -DABM_CUDA=ON \
-      2>&1 | grep -E 'LibTorch|NCCL|Error|error' || true
+cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DABM_TORCH_ROOT="$TORCH_ROOT" -DABM_CUDA=ON \
+      "${DEPS_CMAKE[@]}" 2>&1 | grep -E 'LibTorch|NCCL|Dependencies|Error|error' || true
 cmake --build "$BUILD" -j"$(nproc)" --target abmlora nccl_test cuda_test 2>&1 | grep -E 'error|Error' || true
 [ -x "$BUILD/abmlora" ] && [ -x "$BUILD/tests/cuda_test" ] || { echo "BUILD FAILED"; exit 1; }
 

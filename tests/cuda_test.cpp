@@ -1,7 +1,8 @@
 // The GPU path on a real device (label cuda; launch/gpu_check.sh runs it): the model
 // forward on the GPU against the CPU's, a LoRA train step (LibTorch autograd, SDPA) against
-// the CPU's hand-written step, SDPA against the materialized attention on the device, and
-// the NCCL communicator carrying a step's gradients on one rank. Skipped with a message
+// the CPU's hand-written step, SDPA against the materialized attention on the device,
+// `export --merge --device cuda` against the CPU's merge, and the NCCL communicator
+// carrying a step's gradients on one rank. Skipped with a message
 // where no CUDA device is visible (every CPU machine).
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 #include "data/batch.h"
 #include "data/loss.h"
 #include "lora/adapter_set.h"
+#include "lora/peft_io.h"
 #include "model/llama_model.h"
 #include "test_util.h"
 #include "train/backprop.h"
@@ -104,6 +106,37 @@ TEST(Cuda, LoraStepMatchesTheCpuHandWrittenStep) {
     EXPECT_GT(scale, 0) << i;
     EXPECT_LE(max_abs_diff(grads[1][i], grads[0][i]), 1e-3 * scale) << "grad " << i;
   }
+}
+
+TEST(Cuda, MergeOnTheDeviceEqualsTheCpuMerge) {
+  REQUIRE_GPU();
+  TempDir tmp;
+  {
+    LlamaModel m = load(at::kCPU, "math");
+    LoraConfig lc;
+    lc.targets = {"all-linear"};
+    lc.r = 4;
+    AdapterSet a = AdapterSet::attach(m, lc);
+    at::NoGradGuard ng;
+    for (auto& mod : a.modules()) mod.lora->B().normal_(0, 0.05);
+    export_peft(a, kModel, tmp / "adapter");
+  }
+  merge_to_model_dir(kModel, tmp / "adapter", tmp / "cpu", at::kFloat, at::kCPU);
+  merge_to_model_dir(kModel, tmp / "adapter", tmp / "gpu", at::kFloat, at::Device(at::kCUDA, 0));
+  NamedTensors base = LlamaModel::load(kModel).named_weights();
+  NamedTensors cpu = LlamaModel::load(tmp / "cpu").named_weights();
+  NamedTensors gpu = LlamaModel::load(tmp / "gpu").named_weights();
+  ASSERT_EQ(cpu.size(), gpu.size());
+  double worst = 0, moved = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const double scale = cpu[i].second.abs().max().item<double>();
+    worst = std::max(worst, max_abs_diff(gpu[i].second, cpu[i].second) / scale);
+    moved = std::max(moved, max_abs_diff(cpu[i].second, base[i].second));
+  }
+  std::printf("merge on the GPU vs the CPU: max relative diff %.3g (the adapter moved weights by %.3g)\n",
+              worst, moved);
+  EXPECT_GT(moved, 1e-4);  // the adapter is not a no-op
+  EXPECT_LE(worst, 1e-5);
 }
 
 TEST(Cuda, NcclCarriesGradientsOnOneRank) {

@@ -133,10 +133,15 @@ TEST(Device, RanksPickTheirLocalGpuAndCudaWithoutOneIsOneLine) {
   }
   EXPECT_THROW(pick_device("gpu", 1, 0, "--device"), Error);
   if (cuda_devices() > 0) GTEST_SKIP() << "a GPU is visible: the CLI check below expects none";
-  RunResult r = run(std::string(ABM_BINARY) + " eval --model " + ABM_SOURCE_DIR +
-                    "/models/default --data /dev/null --device cuda");
-  EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find("abmlora: error: --device cuda: "), std::string::npos) << r.output;
+  TempDir tmp;
+  const std::string model = std::string(ABM_SOURCE_DIR) + "/models/default";
+  for (const std::string& args :
+       {"eval --model " + model + " --data /dev/null",
+        "export --model " + model + " --adapter " + tmp.path + " --merge " + tmp.path + "/merged"}) {
+    RunResult r = run(std::string(ABM_BINARY) + " " + args + " --device cuda");
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_NE(r.output.find("abmlora: error: --device cuda: "), std::string::npos) << r.output;
+  }
 }
 
 // A checkpoint's /rng may hold a CUDA generator state next to the CPU's: it round-trips,

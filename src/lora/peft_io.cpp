@@ -292,8 +292,11 @@ void merge_to_model_dir(LlamaModel& model, AdapterSet& set, const std::string& o
 }
 
 void merge_to_model_dir(const std::string& base_dir, const std::string& adapter_dir,
-                        const std::string& out_dir, at::ScalarType dtype) {
-  LlamaModel model = LlamaModel::load(base_dir);  // fp32: the merge rounds only once
+                        const std::string& out_dir, at::ScalarType dtype, at::Device device) {
+  LoadOptions lo;
+  lo.device = device;
+  lo.dtype = at::kFloat;  // the merge rounds only once, when saving
+  LlamaModel model = LlamaModel::load(base_dir, lo);
   PeftAdapter a = import_peft(adapter_dir, model);
   merge_to_model_dir(model, a.adapters, out_dir, dtype, base_dir);
 }

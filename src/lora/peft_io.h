@@ -52,10 +52,11 @@ struct PeftAdapter {
 PeftAdapter import_peft(const std::string& dir, LlamaModel& model);
 
 // A full HF model directory with the adapter folded into the weights: loads base_dir in
-// fp32, merges adapter_dir, saves config.json + model.safetensors in `dtype` (fp32 or
-// bf16) and copies the tokenizer files that exist next to the base weights.
+// fp32 onto `device`, merges adapter_dir there, saves config.json + model.safetensors in
+// `dtype` (fp32 or bf16) and copies the tokenizer files that exist next to the base weights.
 void merge_to_model_dir(const std::string& base_dir, const std::string& adapter_dir,
-                        const std::string& out_dir, at::ScalarType dtype);
+                        const std::string& out_dir, at::ScalarType dtype,
+                        at::Device device = at::kCPU);
 // Same from memory: merges `set` into `model` (whole range), saves, unmerges again, and
 // copies the tokenizer files of `tokenizer_dir` when given. Merging into bf16 weights
 // rounds twice; load the model in fp32 for the best merged copy.

@@ -62,12 +62,16 @@ unpack() {
   for t in mpirun mpiexec mpicxx mpicc; do ln -sfn "$t.openmpi" "$u/bin/$t"; done
   ln -sfn ../openmpi/lib/libmpi.so "$a/libmpi.so"
   ln -sfn ../openmpi/lib/libmpi_cxx.so "$a/libmpi_cxx.so"
+  # Some packages (libnl, libkeyutils) install into /lib, not /usr/lib.
   cat > "$prefix/env.sh" <<EOF
 # Written by launch/debs.sh unpack: the Debian libraries unpacked into $prefix.
-export LD_LIBRARY_PATH=$a:$a/openmpi/lib:$a/hdf5/serial:$a/pmix2/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH=$a:$prefix/lib/x86_64-linux-gnu:$a/openmpi/lib:$a/hdf5/serial:$a/pmix2/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export PATH=$u/bin:\$PATH
 export OPAL_PREFIX=$u PMIX_INSTALL_PREFIX=$a/pmix2
 export ABM_DEPS_CMAKE="-DABM_DEPS_PREFIX=$prefix"
+# Open MPI refuses to start (mpirun, and a singleton's MPI_Init) when it finds neither ssh
+# nor rsh, even for ranks on this node alone; "false" satisfies the check.
+command -v ssh >/dev/null || command -v rsh >/dev/null || export OMPI_MCA_plm_rsh_agent=false
 EOF
   echo "debs: $(ls "$dir"/*.deb | wc -l) packages unpacked into $prefix; source $prefix/env.sh"
 }

@@ -14,6 +14,9 @@
 # /tmp/abm-prefix and built against with -DABM_DEPS_PREFIX. Prepare here, then one call:
 #   bash launch/debs.sh fetch gpu/debs && bash data/prepare_devil.sh gpu
 #   device run: command "bash launch/gpu_check.sh", carry ["gpu"], timeout_s 600
+# (the tree travels with gpu/: 21 MiB tracked + 39 MiB of .debs + the data, under the tool's
+# 64 MiB). The same build was checked in a Debian 12 chroot without the -dev packages, with
+# pip's CMake 4.4 and torch 2.11.0+cu130: docs/usage.md, Build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-gpu}

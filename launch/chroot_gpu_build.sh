@@ -44,10 +44,10 @@ git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$C/src"
 cp -r gpu "$C/src/"
 cuda=$(readlink -f /usr/local/cuda)
 mounts=("$cuda" "$PWD/deps" "$W")
-cleanup() { for m in /dev /proc "${mounts[@]}"; do umount "$C$m" 2>/dev/null || true; done; }
+cleanup() { for m in /dev /sys /proc "${mounts[@]}"; do umount "$C$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
 for m in "${mounts[@]}"; do mkdir -p "$C$m" && mount --bind "$m" "$C$m"; done
-mount -t proc proc "$C/proc"; mount --bind /dev "$C/dev"
+mount -t proc proc "$C/proc"; mount --bind /dev "$C/dev"; mount --bind /sys "$C/sys"
 ln -sfn "$cuda" "$C/usr/local/cuda"
 chroot "$C" ldconfig
 

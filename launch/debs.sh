@@ -67,7 +67,10 @@ unpack() {
 # Written by launch/debs.sh unpack: the Debian libraries unpacked into $prefix.
 export LD_LIBRARY_PATH=$a:$prefix/lib/x86_64-linux-gnu:$a/openmpi/lib:$a/hdf5/serial:$a/pmix2/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export PATH=$u/bin:\$PATH
-export OPAL_PREFIX=$u PMIX_INSTALL_PREFIX=$a/pmix2
+export OPAL_PREFIX=$u
+# PMIx has no relocation variable: its plugins (zlib compression) by path. Open MPI's
+# plugins for fabrics whose libraries are not here (EFA, PSM) would print a line each.
+export PMIX_MCA_mca_base_component_path=$a/pmix2/lib/pmix OMPI_MCA_mca_base_component_show_load_errors=0
 export ABM_DEPS_CMAKE="-DABM_DEPS_PREFIX=$prefix"
 # Open MPI refuses to start (mpirun, and a singleton's MPI_Init) when it finds neither ssh
 # nor rsh, even for ranks on this node alone; "false" satisfies the check.

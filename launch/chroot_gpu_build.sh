@@ -68,8 +68,8 @@ L=/tmp/gpu-out/gpu_check.log
 grep -E '^== |LibTorch|NCCL backend|error|warning|tests passed|skipped|PASS|FAIL' \$L
 [ \$rc = 1 ] && grep -q '^== done: status 1' \$L || { echo "gpu_check.sh: status \$rc, expected 1"; exit 1; }
 [ \$(grep -c 'no CUDA device' \$L) -ge 3 ] || { echo "expected the device steps' one-line errors"; exit 1; }
+source /tmp/abm-prefix/env.sh  # gpu_check.sh sourced it in its own shell
 ldd \$B/abmlora | grep 'not found' && exit 1
-source /tmp/abm-prefix/env.sh
 rm -rf /tmp/run; ABMLORA=\$B/abmlora timeout 300 launch/run -n 2 -- train --model models/default \
   --data gpu/devil.jsonl --template alpaca --max-length 128 --truncate --global-batch 8 --micro-batch 4 \
   --steps 4 --lora-r 4 --init abm --out /tmp/run | tail -3

@@ -22,7 +22,7 @@
 # pip's CMake 4.4 and torch 2.11.0+cu130: docs/usage.md, Build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${1:-build-gpu}
+BUILD=$(realpath -m "${1:-build-gpu}")  # absolute: the demo runs it from elsewhere too
 LOG=${OUT:-/tmp}/gpu_check.log
 MAX_BYTES=${MAX_BYTES:-268435456}
 exec > >(tee "$LOG") 2>&1
@@ -88,7 +88,7 @@ timeout "$(budget 300 90)" "$BUILD/abmlora" bench --what train --device cuda --g
 step "demo: LoRA vs ABM-LoRA, 60 steps, on the GPU"
 # The fine-tuning set travels prepared (gpu/devil.jsonl: `bash data/prepare_devil.sh gpu`
 # here, carried as "gpu"): that machine has no dict-devil package.
-ABM_SKIP_SETUP=1 ABMLORA=$PWD/$BUILD/abmlora RANKS=1 DEVICE=cuda DEVIL=gpu/devil.jsonl \
+ABM_SKIP_SETUP=1 ABMLORA=$BUILD/abmlora RANKS=1 DEVICE=cuda DEVIL=gpu/devil.jsonl \
   RUN=/tmp/gpu-demo timeout "$(budget 300 0)" bash launch/demo.sh || status=1
 [ -n "${OUT:-}" ] && cp /tmp/gpu-demo/report/*.png "$OUT"/ 2>/dev/null
 step "done: status $status"

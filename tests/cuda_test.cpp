@@ -1,10 +1,17 @@
 // The GPU path on a real device (label cuda; launch/gpu_check.sh runs it): the model
 // forward on the GPU against the CPU's, a LoRA train step (LibTorch autograd, SDPA) against
 // the CPU's hand-written step, SDPA against the materialized attention on the device,
-// `export --merge --device cuda` against the CPU's merge, and the NCCL communicator
+// `export --merge --device cuda` against the CPU's merge, the train step's one host wait
+// (LibTorch's sync debug mode), and the NCCL communicator
 // carrying a step's gradients on one rank. Skipped with a message
 // where no CUDA device is visible (every CPU machine).
+#ifdef ABM_TORCH_CUDA
+#include <c10/cuda/CUDAFunctions.h>  // the sync debug mode
+#endif
+#include <c10/util/Backtrace.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "comm/communicator.h"
 #include "mpi_test_main.h"
@@ -17,6 +24,7 @@
 #include "test_util.h"
 #include "train/backprop.h"
 #include "train/evaluate.h"
+#include "train/trainer.h"
 
 using namespace abm;
 using namespace abm::test;
@@ -28,8 +36,8 @@ const std::string kModel = std::string(ABM_SOURCE_DIR) + "/models/default";
 #define REQUIRE_GPU() \
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device visible (this test runs on a GPU machine)"
 
-Batch rows(bool packed) {
-  static std::vector<Example> ex(4);
+std::vector<Example> examples() {
+  std::vector<Example> ex(4);
   for (int e = 0; e < 4; ++e) {
     ex[e].ids = {1};
     ex[e].labels = {kIgnore};
@@ -38,6 +46,11 @@ Batch rows(bool packed) {
       ex[e].labels.push_back(ex[e].ids.back());
     }
   }
+  return ex;
+}
+
+Batch rows(bool packed) {
+  static std::vector<Example> ex = examples();
   if (packed) return collate({{&ex[0], &ex[1]}, {&ex[2], &ex[3]}});
   return collate({{&ex[0]}, {&ex[1]}, {&ex[2]}, {&ex[3]}});
 }
@@ -137,6 +150,53 @@ TEST(Cuda, MergeOnTheDeviceEqualsTheCpuMerge) {
               worst, moved);
   EXPECT_GT(moved, 1e-4);  // the adapter is not a no-op
   EXPECT_LE(worst, 1e-5);
+}
+
+// Counts LibTorch's sync-debug warnings: one per call that makes the host wait for the GPU
+// (.item(), a copy from pageable memory, a stream sync). Backward threads' warnings are
+// replayed on the caller's thread. The first few print where they came from.
+struct SyncCounter : c10::WarningHandler {
+  int syncs = 0;
+  void process(const c10::Warning& w) override {
+    if (w.msg().find("synchronizing") == std::string::npos) return;
+    if (++syncs > 1 && syncs <= 4) std::printf("sync %d at:\n%s\n", syncs, c10::get_backtrace(2, 24).c_str());
+  }
+};
+
+// The train step on a GPU waits for it once, when it reads its totals after the update:
+// two micro-batches (padded and packed rows, LoRA dropout on) make no other host round trip.
+TEST(Cuda, TrainStepWaitsForTheDeviceOnce) {
+  REQUIRE_GPU();
+  LlamaModel m = load(at::Device(at::kCUDA, 0), "auto");
+  TrainConfig tc;
+  tc.out = "";
+  tc.lora_r = 4;
+  tc.lora_targets = "all-linear";
+  tc.lora_dropout = 0.1;
+  tc.global_batch = 4;
+  tc.micro_batch = 2;
+  tc.steps = 3;
+  tc.drift_check_every = 0;
+  tc.validate(1);
+  AdapterSet a = AdapterSet::attach(m, tc.lora());
+  DataSplits data;
+  data.train.examples = examples();
+  data.train.rows = {{0}, {1}, {2, 3}, {1, 2}};
+  auto comm = make_mpi_communicator();
+  Trainer t(tc, m, &a, data, *comm);
+  t.train_step();  // the first: allocations, library handles, pinned blocks
+  SyncCounter counter;
+#ifdef ABM_TORCH_CUDA
+  {
+    c10::WarningUtils::WarningHandlerGuard guard(&counter);
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+    StepResult r = t.train_step();
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+    EXPECT_TRUE(std::isfinite(r.loss));
+  }
+#endif
+  std::printf("train step on the GPU (2 micro-batches): %d host wait(s)\n", counter.syncs);
+  EXPECT_EQ(counter.syncs, 1);
 }
 
 TEST(Cuda, NcclCarriesGradientsOnOneRank) {

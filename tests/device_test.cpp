@@ -5,13 +5,15 @@
 // layer makes them: the CPU. Left out, because LibTorch's C++ build lacks meta kernels for
 // them (Python registers many of its meta functions itself): the embedding lookup
 // (index_select), and attention (masked_fill, and where inside SDPA); the tests that run
-// both paths on the CPU cover those. Also the --device rule (which GPU a local rank drives, the
+// both paths on the CPU cover those. The optimizer step (step engine) runs on meta up to its
+// one read of the device, at its end. Also the --device rule (which GPU a local rank drives, the
 // one-line error without one) and the CUDA generator field of checkpoints.
 #include <gtest/gtest.h>
 
 #include "abm/boundary_loss.h"
 #include "abm/gate_tap.h"
 #include "checkpoints/checkpoint_file.h"
+#include "comm/local_communicator.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "data/batch.h"
@@ -20,6 +22,7 @@
 #include "model/llama_layer.h"
 #include "model/rope.h"
 #include "model/llama_model.h"
+#include "optim/step_engine.h"
 #include "test_util.h"
 #include "train/evaluate.h"
 
@@ -113,6 +116,42 @@ TEST(Device, MetaBoundaryLossThroughGateTaps) {
   EXPECT_EQ(L.device(), meta);
   L.backward();
   for (const at::Tensor& p : a.parameters()) EXPECT_TRUE(p.grad().defined());
+}
+
+// The optimizer step where the parameters are: the micro-batches' losses stay there, the
+// totals go up, the gradient is gathered, scaled by 1/count, clipped and applied by AdamW,
+// all without reading the device; the step's one read of it comes last. On meta that read
+// is the first thing that cannot run, so the step stops exactly there, after the update.
+TEST(Device, MetaStepEngineReadsTheDeviceOnlyAtTheEnd) {
+  const auto on_meta = at::TensorOptions().device(at::kMeta);
+  std::vector<at::Tensor> params = {at::zeros({4, 3}, on_meta).requires_grad_(true),
+                                    at::zeros({5}, on_meta).requires_grad_(true)};
+  StepEngineOptions o;
+  o.batch = 4;
+  o.micro = 2;  // two micro-batches on this one rank
+  o.clip = 1.0;
+  LocalCommunicator group;
+  StepEngine engine(params, o, group, nullptr);
+  int micro = 0;
+  try {
+    engine.step(0, [&](const MicroBatch&) {
+      at::Tensor L = params[0].sum() * 2 + params[1].pow(2).sum();
+      L.backward();
+      ++micro;
+      MicroResult m;
+      m.count = 3;
+      m.device_loss = L.detach();
+      return m;
+    });
+    ADD_FAILURE() << "a step on meta cannot read its totals";
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(micro, 2);
+    // The final read (a copy to the host), not .item() or a CPU/meta mix before it.
+    EXPECT_NE(msg.find("Cannot copy out of meta tensor"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(engine.optimizer().steps(), 1) << "AdamW ran before the read";
+  for (const at::Tensor& p : params) EXPECT_EQ(p.grad().device(), at::Device(at::kMeta));
 }
 
 TEST(Device, RanksPickTheirLocalGpuAndCudaWithoutOneIsOneLine) {

@@ -64,6 +64,13 @@ void reset_device_peak(at::Device device) {
 #endif
 }
 
+at::Tensor to_device(const at::Tensor& t, at::Device device) {
+  if (t.device() == device) return t;
+  if (device.is_cuda() && t.is_cpu())  // contiguous: an expanded view pins as its own copy
+    return t.contiguous().pin_memory().to(device, /*non_blocking=*/true);
+  return t.to(device);
+}
+
 void synchronize(at::Device device) {
 #ifdef ABM_TORCH_CUDA
   if (device.is_cuda()) c10::cuda::device_synchronize();

@@ -25,4 +25,10 @@ int64_t device_peak_bytes(at::Device device);
 void reset_device_peak(at::Device device);
 void synchronize(at::Device device);  // waits for the device's queued work (no-op on the CPU)
 
+// `t` on `device` without making the host wait. A plain .to() from pageable host memory to a
+// GPU synchronizes the stream: the host would wait, once per batch tensor, until the GPU has
+// finished all queued work. Through pinned memory the copy is queued behind that work
+// instead (the pinned block is kept until the copy is done). Elsewhere the same as .to().
+at::Tensor to_device(const at::Tensor& t, at::Device device);
+
 }  // namespace abm

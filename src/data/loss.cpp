@@ -1,6 +1,7 @@
 #include "data/loss.h"
 
 #include "core/check.h"
+#include "core/device.h"
 #include "data/example.h"
 
 namespace abm {
@@ -17,7 +18,7 @@ TokenLoss token_loss_sum(const at::Tensor& logits, const at::Tensor& labels) {
   TokenLoss out;
   out.count = target.ne(kIgnore).sum().item<int64_t>();  // where the labels are: the CPU
   out.sum = at::cross_entropy_loss(logits.reshape({B * T, V}),
-                                   target.to(logits.device()).reshape({B * T}), {},
+                                   to_device(target, logits.device()).reshape({B * T}), {},
                                    at::Reduction::Sum, kIgnore);
   return out;
 }

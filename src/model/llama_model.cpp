@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "core/check.h"
+#include "core/device.h"
 #include "core/fs.h"
 #include "model/layer_recompute.h"
 #include "model/projection.h"
@@ -180,7 +181,8 @@ at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
     ABM_REQUIRE(ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 &&
                                      ids.max().item<int64_t>() < cfg_.vocab),
                 "token id out of range [0, ", cfg_.vocab, ")");
-  return at::embedding(embed_, ids.to(embed_.device())).to(dtype_);  // no-op unless stored narrower
+  // .to(dtype_): a no-op unless the embedding is stored narrower.
+  return at::embedding(embed_, to_device(ids, embed_.device())).to(dtype_);
 }
 
 at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
@@ -191,7 +193,7 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
                        cache->capacity);
   const auto longs = at::TensorOptions().dtype(at::kLong).device(h.device());
   if (!positions.defined()) positions = at::arange(start, start + T, longs).unsqueeze(0).expand({B, T});
-  positions = positions.to(h.device());
+  positions = to_device(positions, h.device());
   // Batches give positions 0..T-1 per unpacked row, so "no mask, no cache" is plain causal.
   const bool plain_causal = !allowed.defined() && start == 0;
   if (!allowed.defined()) {
@@ -199,7 +201,7 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& h, at::Tensor positions,
     at::Tensor keys = at::arange(0, start + T, longs);                    // [S]
     allowed = (keys.view({1, 1, -1}) <= positions.unsqueeze(-1)).unsqueeze(1);  // [B,1,T,S]
   }
-  allowed = allowed.to(h.device());
+  allowed = to_device(allowed, h.device());
   // Plain causal attention over this call's keys: SDPA takes it as is_causal (flash).
   at::Tensor mask = sdpa_ && plain_causal ? at::Tensor() : allowed;
   auto [cos, sin] = rope_.tables(positions, dtype_);

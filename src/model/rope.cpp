@@ -1,5 +1,7 @@
 #include "model/rope.h"
 
+#include "core/device.h"
+
 namespace abm {
 
 Rope::Rope(const LlamaConfig& cfg) : factor_(cfg.rope_linear_factor) {
@@ -13,7 +15,7 @@ std::pair<at::Tensor, at::Tensor> Rope::tables(const at::Tensor& positions,
                                                at::ScalarType dtype) const {
   at::Tensor t = positions.to(at::kFloat);  // [B, T]
   if (factor_ != 1.0) t = t / factor_;
-  at::Tensor freqs = t.unsqueeze(-1) * inv_freq_.to(t.device());  // [B, T, d/2]
+  at::Tensor freqs = t.unsqueeze(-1) * to_device(inv_freq_, t.device());  // [B, T, d/2]
   at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);       // [B, 1, T, d]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }

@@ -9,7 +9,25 @@ GradBuffer::GradBuffer(const std::vector<at::Tensor>& params) : params_(params) 
   flat_ = at::zeros({total}, at::TensorOptions(at::kFloat).device(device));
 }
 
+// One copy kernel (a few on a GPU) when every parameter has its gradient, which is the
+// rule; a parameter no loss reached gets zeros through the loop.
+bool GradBuffer::all_grads(std::vector<at::Tensor>& grads) const {
+  grads.clear();
+  if (params_.empty()) return false;  // nothing to concatenate; the loops do nothing
+  for (auto& p : params_) {
+    if (!p.grad().defined()) return false;
+    grads.push_back(p.grad());
+  }
+  return true;
+}
+
 void GradBuffer::gather() {
+  std::vector<at::Tensor> grads;
+  if (all_grads(grads)) {
+    for (auto& g : grads) g = g.reshape({-1});
+    at::cat_out(flat_, grads);
+    return;
+  }
   int64_t off = 0;
   for (auto& p : params_) {
     at::Tensor dst = flat_.narrow(0, off, p.numel());
@@ -26,6 +44,17 @@ void GradBuffer::all_reduce(Communicator* comm, const at::Tensor& scale) {
 }
 
 void GradBuffer::scatter() {
+  std::vector<at::Tensor> grads;
+  if (all_grads(grads)) {
+    std::vector<at::Tensor> src;
+    int64_t off = 0;
+    for (auto& p : params_) {
+      src.push_back(flat_.narrow(0, off, p.numel()).view(p.sizes()));
+      off += p.numel();
+    }
+    at::_foreach_copy_(grads, src);
+    return;
+  }
   int64_t off = 0;
   for (auto& p : params_) {
     at::Tensor src = flat_.narrow(0, off, p.numel()).view(p.sizes());
@@ -38,9 +67,9 @@ void GradBuffer::scatter() {
 at::Tensor GradBuffer::clip(double max_norm) {
   at::Tensor n = flat_.norm().to(at::kDouble);  // the fp32 norm, exactly, as a double
   if (max_norm > 0) {
-    // max_norm / (n + 1e-6) in double where n > max_norm, else 1 (a no-op multiply).
-    at::Tensor f = at::where(n > max_norm, max_norm / (n + 1e-6), at::ones_like(n));
-    flat_.mul_(f);
+    // torch.nn.utils.clip_grad_norm_'s factor, min(1, max_norm / (n + 1e-6)), in double
+    // (1 is a no-op multiply). clamp rather than where: it also runs on meta (tests).
+    flat_.mul_((max_norm / (n + 1e-6)).clamp_max(1.0));
   }
   return n;
 }

@@ -26,6 +26,8 @@ class GradBuffer {
   at::Tensor& flat() { return flat_; }  // [total] fp32
 
  private:
+  bool all_grads(std::vector<at::Tensor>& grads) const;  // every param's .grad(), if all defined
+
   std::vector<at::Tensor> params_;
   at::Tensor flat_;  // [total]
 };

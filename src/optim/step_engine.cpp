@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/device.h"
 #include "lora/init.h"
 
 namespace abm {
@@ -26,12 +27,18 @@ StepTotals StepEngine::step(int64_t s, const Objective& objective) {
   release_grads();
   if (dropout_) dropout_->set_train(true);
   MicroResult sum;
+  at::Tensor device_loss;  // [] double: the micro-batches' device losses, summed in order
   for (const SampleRange& r : rank_slice(s, o_.batch, group_.rank(), group_.size(), o_.micro)) {
     // Masks depend only on (seed, global sample number), not on which rank runs them.
     MicroBatch mb{r, module_seed(o_.seed, std::to_string(r.begin), o_.dropout_tag)};
     if (dropout_) dropout_->reseed_dropout(mb.dropout_seed);
     MicroResult m = objective(mb);
     sum.loss += m.loss;
+    if (m.device_loss.defined()) {
+      // Each in double, as the host sum of their values would be: the same step loss.
+      at::Tensor l = m.device_loss.detach().to(at::kDouble).reshape({});
+      device_loss = device_loss.defined() ? device_loss + l : l;
+    }
     sum.count += m.count;
     sum.positions += m.positions;
     sum.hash += m.hash;
@@ -39,8 +46,9 @@ StepTotals StepEngine::step(int64_t s, const Objective& objective) {
   // One all-reduce of the totals (on the parameters' device, so NCCL can carry them);
   // each is an integer below 2^53 or a double sum.
   const at::Device device = grads_.flat().device();
-  at::Tensor totals = at::tensor(
-      {sum.loss, double(sum.count), double(sum.positions), double(sum.hash)}, at::kDouble).to(device);
+  at::Tensor totals = to_device(at::tensor(
+      {sum.loss, double(sum.count), double(sum.positions), double(sum.hash)}, at::kDouble), device);
+  if (device_loss.defined()) totals.narrow(0, 0, 1).add_(device_loss);
   group_.all_reduce(totals);
   at::Tensor scale;  // [] double: 1 / the group's count, on the device (no host read)
   if (o_.mean_over_count) scale = 1.0 / totals[1];

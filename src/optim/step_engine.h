@@ -52,6 +52,8 @@ struct MicroBatch {
 // What one micro-batch contributed, after its backward added to the parameters' .grad().
 struct MicroResult {
   double loss = 0;        // its loss (a sum for mean_over_count, else its normalized part)
+  at::Tensor device_loss; // or that loss as a [] tensor on the device, read with the step's
+                          // totals (no host round trip per micro-batch); undefined: `loss`
   int64_t count = 0;      // what the loss is summed over (trained tokens)
   int64_t positions = 0;  // rows x padded length processed
   int64_t hash = 0;       // an exact-in-double tag of which samples it held (< 2^32 each)

@@ -71,7 +71,8 @@ MicroResult Trainer::lm_loss(const SampleRange& range) {
   } else {
     TokenLoss tl = token_loss_sum(batch_logits(model_, b), b.labels);
     tl.sum.backward();
-    m.loss = tl.sum.item<double>();
+    if (model_.device().is_cpu()) m.loss = tl.sum.item<double>();
+    else m.device_loss = tl.sum.detach();  // read once per step, with the totals
     m.count = tl.count;
   }
   m.positions = b.ids.numel();

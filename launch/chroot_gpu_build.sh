@@ -61,6 +61,7 @@ export PATH=/opt/cmake/cmake/data/bin:\$PATH OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW
 cd /src
 for p in mpirun h5cc pkg-config; do command -v \$p >/dev/null && echo "chroot has \$p: not a clean check" && exit 1; done
 B=/tmp/build
+rm -rf \$B  # a fresh build, as on the device: the copy keeps sources' mtimes, so make could keep stale objects
 rm -rf /tmp/gpu-out && mkdir -p /tmp/gpu-out
 time OUT=/tmp/gpu-out TORCH_ROOT=$W/torch DEADLINE=1800 bash launch/gpu_check.sh \$B > /dev/null
 rc=\$?

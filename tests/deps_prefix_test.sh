@@ -9,7 +9,10 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+phase=fetch
+# A silent exit (one CI run stopped after the unpack with no FAIL line) says where it was.
+trap 'rc=$?; [ "$rc" = 0 ] || [ "$rc" = 77 ] || echo "deps_prefix: exit $rc during: $phase"
+      [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 bash "$src/launch/debs.sh" fetch "$tmp/debs" || { echo "SKIP: apt-get download failed (offline?)"; exit 77; }
@@ -24,8 +27,10 @@ echo "$out" | grep -q '^debs: error: .*does not match SHA256SUMS' || fail "damag
 [ ! -e "$tmp/badprefix/usr" ] || fail "damaged .deb: something was unpacked"
 
 bash "$src/launch/debs.sh" unpack "$tmp/debs" "$tmp/prefix" || fail "unpack"
+phase="source env.sh"
 # shellcheck disable=SC1091
 source "$tmp/prefix/env.sh"
+phase="configure against the prefix"
 
 # CMake: every dependency from the prefix.
 cmake -S "$src" -B "$tmp/build" -DABM_CUDA=OFF $ABM_DEPS_CMAKE > "$tmp/cmake.log" 2>&1 ||
@@ -56,6 +61,7 @@ int main(int argc, char** argv) {
   return 0;
 }
 EOF
+phase="mpicc and the relocated mpirun"
 mpicc "$tmp/hello.c" -o "$tmp/hello" || fail "the prefix's mpicc"
 ldd "$tmp/hello" | grep -q "$tmp/prefix/.*libmpi.so" || fail "hello does not load the prefix's libmpi"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

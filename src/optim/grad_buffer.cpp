@@ -7,6 +7,11 @@ GradBuffer::GradBuffer(const std::vector<at::Tensor>& params) : params_(params) 
   for (auto& p : params_) total += p.numel();
   const at::Device device = params_.empty() ? at::Device(at::kCPU) : params_[0].device();
   flat_ = at::zeros({total}, at::TensorOptions(at::kFloat).device(device));
+  int64_t off = 0;
+  for (auto& p : params_) {
+    views_.push_back(flat_.narrow(0, off, p.numel()).view(p.sizes()));
+    off += p.numel();
+  }
 }
 
 // One copy kernel (a few on a GPU) when every parameter has its gradient, which is the
@@ -28,12 +33,9 @@ void GradBuffer::gather() {
     at::cat_out(flat_, grads);
     return;
   }
-  int64_t off = 0;
-  for (auto& p : params_) {
-    at::Tensor dst = flat_.narrow(0, off, p.numel());
-    if (p.grad().defined()) dst.copy_(p.grad().reshape({-1}));
-    else dst.zero_();
-    off += p.numel();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].grad().defined()) views_[i].copy_(params_[i].grad());
+    else views_[i].zero_();
   }
 }
 
@@ -46,21 +48,12 @@ void GradBuffer::all_reduce(Communicator* comm, const at::Tensor& scale) {
 void GradBuffer::scatter() {
   std::vector<at::Tensor> grads;
   if (all_grads(grads)) {
-    std::vector<at::Tensor> src;
-    int64_t off = 0;
-    for (auto& p : params_) {
-      src.push_back(flat_.narrow(0, off, p.numel()).view(p.sizes()));
-      off += p.numel();
-    }
-    at::_foreach_copy_(grads, src);
+    at::_foreach_copy_(grads, views_);
     return;
   }
-  int64_t off = 0;
-  for (auto& p : params_) {
-    at::Tensor src = flat_.narrow(0, off, p.numel()).view(p.sizes());
-    if (p.grad().defined()) p.mutable_grad().copy_(src);
-    else p.mutable_grad() = src.clone();
-    off += p.numel();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].grad().defined()) params_[i].mutable_grad().copy_(views_[i]);
+    else params_[i].mutable_grad() = views_[i].clone();
   }
 }
 

@@ -30,6 +30,7 @@ class GradBuffer {
 
   std::vector<at::Tensor> params_;
   at::Tensor flat_;  // [total]
+  std::vector<at::Tensor> views_;  // per param: its slice of flat_, in its shape
 };
 
 }  // namespace abm
